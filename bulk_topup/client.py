@@ -1,0 +1,529 @@
+"""Async client of the OneClickDz Flexy API v3: one method per endpoint, typed results.
+
+Every failure is sorted into one of three classes (see `errors`):
+- `RequestNotSent`: the request never left (connect error, connect or pool timeout);
+- `ApiRefused`: the API answered with an error envelope (4xx), definitive; `RateLimited` (429) is
+  the one refusal worth retrying, after `Retry-After`;
+- `OutcomeUnknown`: it may have been processed (read timeout, connection lost after sending,
+  5xx on a POST, a body that is not the API's envelope).
+
+GETs are retried (jittered exponential backoff, capped, `Retry-After` wins). A POST is retried only
+when it provably never reached the API; an ambiguous POST is the caller's to reconcile. The key goes
+in one header and nowhere else: not in a repr, an exception or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential, wait_random
+
+from .clock import iso, parse_iso
+from .errors import (
+    ApiError,
+    ApiRefused,
+    AuthError,
+    DuplicatedRef,
+    InsufficientBalance,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    RequestNotSent,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+PAGE_SIZE_MAX = 100
+T = TypeVar("T")
+
+
+class Throttle(Protocol):
+    """What the client asks of a rate limiter shared by every call."""
+
+    async def acquire(self) -> None: ...
+
+    def on_rate_limited(self, retry_after: float | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How GETs (and never-sent POSTs) are retried. `sleep` is injectable: tests wait 0 s."""
+
+    attempts: int = 6
+    initial: float = 0.5
+    max_wait: float = 20.0
+    jitter: float = 0.5
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+
+
+# --- typed results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    username: str
+    type: str  # SANDBOX | PRODUCTION
+    scope: str  # READ-WRITE | READ-ONLY
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class MobilePlan:
+    code: str
+    name: str
+    operator: str
+    cost: float | None  # wholesale factor on face value; None when the API omits it
+    enabled: bool
+    min_amount: int | None = None  # dynamic plans
+    max_amount: int | None = None
+    amount: int | None = None  # fixed plans
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.amount is not None
+
+
+@dataclass(frozen=True)
+class InternetProduct:
+    type: str
+    value: int
+    cost: float
+    available: bool
+
+
+@dataclass(frozen=True)
+class GiftProduct:
+    id: str
+    title: str
+    enabled: bool
+    category: str
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class GiftType:
+    id: str
+    name: str
+    price: float
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Submitted:
+    order_id: str
+    ref: str | None
+
+
+@dataclass(frozen=True)
+class Offer:
+    typename: str
+    plan_code: str
+    amount: int | None
+
+    def __str__(self) -> str:
+        return f"{self.plan_code} {self.amount} DA" if self.amount is not None else self.plan_code
+
+
+@dataclass(frozen=True)
+class Card:
+    """A delivered gift card. Its code is cash: the repr never shows it."""
+
+    value: str = field(repr=False)
+    serial: str = ""
+
+    def masked(self) -> str:
+        return mask(self.value)
+
+
+def mask(code: str) -> str:
+    """`SANDBOX-CARD-12` -> `•••••••••••D-12`: enough to tell cards apart, not to use one."""
+    keep = min(4, len(code) // 3)
+    return "•" * (len(code) - keep) + code[len(code) - keep :] if code else ""
+
+
+@dataclass(frozen=True)
+class TopupStatus:
+    """A mobile or internet top-up as the API reports it."""
+
+    kind: str  # mobile | internet
+    id: str
+    ref: str | None
+    status: str
+    amount: float | None
+    debited: float | None
+    created_at: datetime | None
+    target: str
+    product: str
+    refund_message: str | None = None
+    suggested_offers: tuple[Offer, ...] = ()
+    card_code: str | None = field(default=None, repr=False)
+    num_trans: str | None = None
+
+
+@dataclass(frozen=True)
+class GiftOrder:
+    id: str
+    status: str
+    quantity: int
+    product: str
+    type: str
+    created_at: datetime | None
+    fulfilled_quantity: int | None = None
+    fulfilled_amount: float | None = None
+    price_per_card: float | None = None
+    cards: tuple[Card, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    page: int
+    total_pages: int
+    total_results: int
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return parse_iso(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _topup(kind: str, d: dict[str, Any]) -> TopupStatus:
+    offers = tuple(Offer(str(o.get("typename", "")), str(o.get("plan_code", "")), o.get("amount"))
+                   for o in d.get("suggested_offers") or [] if isinstance(o, dict))  # fmt: skip
+    if kind == "mobile":
+        target, product = str(d.get("MSSIDN", "")), str(d.get("plan_code", ""))
+    else:
+        target, product = str(d.get("number", "")), str(d.get("type", ""))
+    return TopupStatus(
+        kind=kind, id=str(d.get("_id", "")), ref=d.get("ref"), status=str(d.get("status", "")),
+        amount=d.get("topup_amount"), debited=d.get("balance_amount"),
+        created_at=_time(d.get("created_at")), target=target, product=product,
+        refund_message=d.get("refund_message") or None, suggested_offers=offers,
+        card_code=d.get("card_code"), num_trans=d.get("num_trans"),
+    )  # fmt: skip
+
+
+def _gift(d: dict[str, Any]) -> GiftOrder:
+    cards = tuple(Card(str(c.get("value", "")), str(c.get("serial", "")))
+                  for c in d.get("cards") or [] if isinstance(c, dict))  # fmt: skip
+    return GiftOrder(
+        id=str(d.get("_id", "")), status=str(d.get("status", "")),
+        quantity=int(d.get("quantity") or 0), product=str(d.get("product", "")),
+        type=str(d.get("type", "")), created_at=_time(d.get("time")),
+        fulfilled_quantity=d.get("fulfilled_quantity"),
+        fulfilled_amount=d.get("fulfilled_amount"), price_per_card=d.get("price_per_card"),
+        cards=cards,
+    )  # fmt: skip
+
+
+_REFUSALS: dict[str, type[ApiRefused]] = {
+    "MISSING_ACCESS_TOKEN": AuthError,
+    "INVALID_ACCESS_TOKEN": AuthError,
+    "ERR_AUTH": AuthError,
+    "IP_BLOCKED": AuthError,
+    "ACCESS_DENIED": AuthError,
+    "INSUFFICIENT_BALANCE": InsufficientBalance,
+    "NO_BALANCE": InsufficientBalance,
+    "DUPLICATED_REF": DuplicatedRef,
+    "NOT_FOUND": NotFound,
+}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retryable_get(exc: BaseException) -> bool:
+    if isinstance(exc, RequestNotSent | OutcomeUnknown | RateLimited):
+        return True
+    return isinstance(exc, ApiRefused) and exc.http_status >= 500
+
+
+def _retryable_post(exc: BaseException) -> bool:
+    return isinstance(exc, RequestNotSent | RateLimited)
+
+
+class _Wait:
+    """Jittered exponential backoff, capped; a 429's Retry-After wins when it is longer."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._backoff = wait_exponential(multiplier=policy.initial, max=policy.max_wait)
+        self._jitter = wait_random(0, policy.jitter)
+
+    def __call__(self, state: Any) -> float:
+        wait = float(self._backoff(state)) + float(self._jitter(state))
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return wait
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+class OneClickClient:
+    """One `httpx.AsyncClient` for the whole run; use as `async with OneClickClient(...)`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        retry: RetryPolicy | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self._retry = retry or RetryPolicy()
+        self.throttle = throttle
+        self.calls = 0
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=transport, timeout=timeout, limits=limits,
+            headers={"X-Access-Token": api_key, "Accept": "application/json",
+                     "User-Agent": "bulk-topup"},
+            http1=True, http2=False,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"OneClickClient({self.base_url!r})"
+
+    async def __aenter__(self) -> OneClickClient:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._http.__aexit__(*exc)
+
+    # --- transport ----------------------------------------------------------------------------
+
+    async def _once(self, method: str, path: str, params: dict[str, Any] | None,
+                    body: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        if self.throttle is not None:
+            await self.throttle.acquire()
+        self.calls += 1
+        what = f"{method} {path}"
+        try:
+            response = await self._http.request(method, path, params=params, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            host = urlsplit(self.base_url).netloc
+            raise RequestNotSent(f"could not reach the OneClickDz API at {host} ({what}): "
+                                 f"{type(e).__name__}") from None  # fmt: skip
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
+            raise OutcomeUnknown(f"the connection failed before the API's answer to {what} "
+                                 f"arrived ({type(e).__name__})") from None  # fmt: skip
+        return self._parse(response, method, what)
+
+    def _parse(self, response: httpx.Response, method: str, what: str) -> tuple[Any, dict[str, Any]]:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        envelope = isinstance(payload, dict) and isinstance(payload.get("success"), bool)
+        request_id = payload.get("requestId") if isinstance(payload, dict) else None
+        if status == 429:
+            retry_after = _retry_after(response)
+            if self.throttle is not None:
+                self.throttle.on_rate_limited(retry_after)
+            raise RateLimited(f"the API asked to slow down ({what})", retry_after=retry_after,
+                              code="RATE_LIMITED", http_status=429,
+                              request_id=request_id)  # fmt: skip
+        if not envelope:
+            raise OutcomeUnknown(f"the API answered {what} with HTTP {status} and a body that is "
+                                 f"not its usual answer", request_id=request_id)  # fmt: skip
+        assert isinstance(payload, dict)
+        if payload["success"] and status < 300:
+            return payload.get("data"), payload.get("meta") or {}
+        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        code = str(error.get("code") or f"HTTP_{status}")
+        message = str(error.get("message") or f"HTTP {status}")
+        if status >= 500 and method != "GET":
+            raise OutcomeUnknown(f"the API failed while handling {what} (HTTP {status} {code}); "
+                                 f"the order may exist", request_id=request_id)  # fmt: skip
+        cls = _REFUSALS.get(code, ApiRefused)
+        details = error.get("details") if isinstance(error.get("details"), dict) else None
+        raise cls(message, code=code, http_status=status, details=details, request_id=request_id)
+
+    async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                    body: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+        policy = self._retry
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=_Wait(policy),
+            retry=retry_if_exception(_retryable_get if method == "GET" else _retryable_post),
+            sleep=policy.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(method, path, params, body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get(self, path: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return (await self._call("GET", path, params=clean or None))[0]
+
+    @staticmethod
+    def _window(page: int, page_size: int, since: datetime | None,
+                until: datetime | None) -> dict[str, Any]:  # fmt: skip
+        if (since is None) != (until is None):
+            raise ValueError("since and until go together")
+        return {"page": page, "pageSize": min(page_size, PAGE_SIZE_MAX),
+                "from": iso(since) if since else None, "to": iso(until) if until else None}
+
+    @staticmethod
+    def _page(data: dict[str, Any], items: list[T]) -> Page[T]:
+        p = data.get("pagination") or {}
+        return Page(items, int(p.get("page", 1)), int(p.get("totalPages", 1)),
+                    int(p.get("totalResults", len(items))))  # fmt: skip
+
+    # --- core and account ---------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        return dict(await self._get("/v3/ping"))
+
+    async def validate_key(self) -> KeyInfo:
+        data = await self._get("/v3/validate")
+        key = data.get("apiKey") or {}
+        return KeyInfo(str(data.get("username", "")), str(key.get("type", "")),
+                       str(key.get("scope", "")), bool(key.get("isEnabled", True)))  # fmt: skip
+
+    async def balance(self) -> float:
+        return float((await self._get("/v3/account/balance"))["balance"])
+
+    async def transactions(self, page: int = 1, page_size: int = 100,
+                           since: datetime | None = None,
+                           until: datetime | None = None) -> Page[dict[str, Any]]:  # fmt: skip
+        data = await self._get("/v3/account/transactions",
+                               **self._window(page, page_size, since, until))  # fmt: skip
+        return self._page(data, list(data.get("items") or []))
+
+    # --- mobile ---------------------------------------------------------------------------------
+
+    async def mobile_plans(self) -> list[MobilePlan]:
+        data = await self._get("/v3/mobile/plans")
+        plans = []
+        for p in (data.get("dynamicPlans") or []) + (data.get("fixedPlans") or []):
+            plans.append(MobilePlan(
+                code=str(p["code"]), name=str(p.get("name", "")),
+                operator=str(p.get("operator", "")),
+                cost=float(p["cost"]) if p.get("cost") is not None else None,
+                enabled=bool(p.get("isEnabled", True)), min_amount=p.get("min_amount"),
+                max_amount=p.get("max_amount"), amount=p.get("amount")))  # fmt: skip
+        return plans
+
+    async def send_mobile(self, *, plan_code: str, msisdn: str, amount: int | None,
+                          ref: str) -> Submitted:  # fmt: skip
+        body: dict[str, Any] = {"plan_code": plan_code, "MSSIDN": msisdn, "ref": ref}
+        if amount is not None:
+            body["amount"] = amount
+        data, _ = await self._call("POST", "/v3/mobile/send", body=body)
+        return Submitted(str(data["topupId"]), data.get("topupRef"))
+
+    async def mobile_check_ref(self, ref: str) -> TopupStatus:
+        return _topup("mobile", await self._get(f"/v3/mobile/check-ref/{quote(ref, safe='')}"))
+
+    async def mobile_check_id(self, topup_id: str) -> TopupStatus:
+        return _topup("mobile", await self._get(f"/v3/mobile/check-id/{quote(topup_id, safe='')}"))
+
+    async def mobile_list(self, page: int = 1, page_size: int = 100,
+                          since: datetime | None = None,
+                          until: datetime | None = None) -> Page[TopupStatus]:  # fmt: skip
+        data = await self._get("/v3/mobile/list", **self._window(page, page_size, since, until))
+        return self._page(data, [_topup("mobile", d) for d in data.get("items") or []])
+
+    # --- internet -------------------------------------------------------------------------------
+
+    async def internet_products(self, kind: str) -> list[InternetProduct]:
+        data = await self._get("/v3/internet/products", type=kind)
+        return [InternetProduct(kind, int(p["value"]), float(p["cost"]), bool(p["available"]))
+                for p in data.get("products") or []]  # fmt: skip
+
+    async def internet_check_number(self, kind: str, number: str) -> dict[str, Any]:
+        return dict(await self._get("/v3/internet/check-number", type=kind, number=number))
+
+    async def send_internet(self, *, kind: str, number: str, value: int, ref: str) -> Submitted:
+        body = {"type": kind, "number": number, "value": value, "ref": ref}
+        data, _ = await self._call("POST", "/v3/internet/send", body=body)
+        return Submitted(str(data["topupId"]), data.get("topupRef"))
+
+    async def internet_check_ref(self, ref: str) -> TopupStatus:
+        return _topup("internet", await self._get(f"/v3/internet/check-ref/{quote(ref, safe='')}"))
+
+    async def internet_check_id(self, topup_id: str) -> TopupStatus:
+        path = f"/v3/internet/check-id/{quote(topup_id, safe='')}"
+        return _topup("internet", await self._get(path))
+
+    async def internet_list(self, page: int = 1, page_size: int = 100,
+                            since: datetime | None = None,
+                            until: datetime | None = None) -> Page[TopupStatus]:  # fmt: skip
+        data = await self._get("/v3/internet/list", **self._window(page, page_size, since, until))
+        # The documented example names the array `topups`; other lists use `items`.
+        items = data.get("topups") if data.get("topups") is not None else data.get("items")
+        return self._page(data, [_topup("internet", d) for d in items or []])
+
+    # --- gift cards -----------------------------------------------------------------------------
+
+    async def gift_catalog(self) -> list[GiftProduct]:
+        data = await self._get("/v3/gift-cards/catalog")
+        return [GiftProduct(str(p["id"]), str(p.get("title", "")), bool(p.get("enabled", True)),
+                            str(c.get("name", "")), p.get("region"))
+                for c in data.get("categories") or [] for p in c.get("products") or []]  # fmt: skip
+
+    async def gift_check_product(self, product_id: str) -> list[GiftType]:
+        data = await self._get(f"/v3/gift-cards/checkProduct/{quote(product_id, safe='')}")
+        return [GiftType(str(t["id"]), str(t.get("name", "")), float(t.get("price", 0)),
+                         int(t.get("quantity", 0))) for t in data.get("types") or []]  # fmt: skip
+
+    async def place_gift_order(self, *, product_id: str, type_id: str, quantity: int) -> Submitted:
+        body = {"productId": product_id, "typeId": type_id, "quantity": quantity}
+        data, _ = await self._call("POST", "/v3/gift-cards/placeOrder", body=body)
+        return Submitted(str(data["orderId"]), None)
+
+    async def gift_check_order(self, order_id: str) -> GiftOrder:
+        return _gift(await self._get(f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"))
+
+    async def gift_list(self, page: int = 1, page_size: int = 100,
+                        since: datetime | None = None,
+                        until: datetime | None = None) -> Page[GiftOrder]:  # fmt: skip
+        data = await self._get("/v3/gift-cards/list", **self._window(page, page_size, since, until))
+        return self._page(data, [_gift(d) for d in data.get("items") or []])
+
+
+__all__ = [
+    "ApiError",
+    "Card",
+    "GiftOrder",
+    "GiftProduct",
+    "GiftType",
+    "InternetProduct",
+    "KeyInfo",
+    "MobilePlan",
+    "Offer",
+    "OneClickClient",
+    "Page",
+    "RetryPolicy",
+    "Submitted",
+    "TopupStatus",
+    "mask",
+]

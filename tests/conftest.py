@@ -1,0 +1,82 @@
+"""Shared fixtures: a fresh emulator per test, reached in-process or over a real socket."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from bulk_topup.client import OneClickClient, RetryPolicy
+from bulk_topup.clock import VirtualClock
+from bulk_topup.emulator import SANDBOX_KEY, EmulatorApp, EmulatorTransport, World, create_app
+
+BASE = "http://emulator.test"
+
+
+async def no_wait(seconds: float) -> None:
+    """Retry sleeps in tests take no time."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def world(clock: VirtualClock) -> World:
+    return World(clock=clock)
+
+
+@pytest.fixture
+def app(world: World) -> EmulatorApp:
+    return create_app(world)
+
+
+@pytest.fixture
+async def http(app: EmulatorApp) -> AsyncIterator[httpx.AsyncClient]:
+    """A raw HTTP client on the emulator, with the sandbox key."""
+    async with httpx.AsyncClient(transport=EmulatorTransport(app), base_url=BASE,
+                                 headers={"X-Access-Token": SANDBOX_KEY}) as h:  # fmt: skip
+        yield h
+
+
+@pytest.fixture
+async def client(app: EmulatorApp) -> AsyncIterator[OneClickClient]:
+    async with OneClickClient(BASE, SANDBOX_KEY, transport=EmulatorTransport(app),
+                              retry=RetryPolicy(sleep=no_wait)) as c:  # fmt: skip
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, World]]:
+    """The emulator served by uvicorn on a thread, over a real socket."""
+    world = World()
+    port = free_port()
+    config = uvicorn.Config(create_app(world), host="127.0.0.1", port=port, log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", world
+    server.should_exit = True
+    thread.join(5)
