@@ -1,0 +1,569 @@
+"""Rows of text to typed orders: normalise what is certain, reject what is not, say why.
+
+Every problem of every row is collected as data (`Problem`), each naming the spreadsheet row and
+the column, written for the person who has to fix the sheet. A repair (a restored leading zero,
+`+213` converted, spaces removed) is kept on its row as a warning, so nothing changes silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .catalog import Catalog
+from .refs import USER_REF_RE, make_ref, payload_hash
+from .sheet import ALIASES, Sheet, SheetRow
+
+MOBILE_RE = re.compile(r"^0[567][0-9]{8}$")
+INTERNET_RE = {"ADSL": re.compile(r"^0[0-9]{8}$"), "4G": re.compile(r"^213[0-9]{9}$")}
+PREFIX_OPERATOR = {"05": "Ooredoo", "06": "Mobilis", "07": "Djezzy"}
+PLAN_OPERATOR_PREFIX = {"Ooredoo": "05", "Mobilis": "06", "Pixx": "06", "GMobilis": "06",
+                        "Djezzy": "07"}  # fmt: skip
+KINDS = ("mobile", "internet", "giftcard")
+_KIND_WORDS = {
+    "mobile": "mobile", "flexy": "mobile", "topup": "mobile", "recharge": "mobile",
+    "credit": "mobile", "internet": "internet", "adsl": "internet", "4g": "internet",
+    "idoom": "internet", "giftcard": "giftcard", "gift": "giftcard", "gift card": "giftcard",
+    "carte cadeau": "giftcard", "cartecadeau": "giftcard", "carte": "giftcard",
+}  # fmt: skip
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int
+    column: str
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        return f"row {self.row}, {self.column}: {self.message}"
+
+
+@dataclass
+class Order:
+    """One row of the sheet, normalised. `payload` is exactly what would be sent."""
+
+    row: int
+    index: int  # position among the sheet's data rows
+    kind: str
+    target: str = ""  # phone, internet number or gift product id
+    product: str = ""  # plan code, internet type or gift type id
+    amount: int | None = None  # mobile amount or internet value, DZD
+    quantity: int | None = None  # gift cards
+    user_ref: str | None = None
+    ref: str = ""
+    face_value: float = 0.0
+    cost: float = 0.0
+    operator: str = ""
+    label: str = ""  # the plan, product or type in words
+    cells: dict[str, str] = field(default_factory=dict)  # the row as read
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def error(self, column: str, message: str) -> None:
+        self.errors.append(Problem(self.row, column, message))
+
+    def warn(self, column: str, message: str) -> None:
+        self.warnings.append(Problem(self.row, column, message, "warning"))
+
+    def payload(self) -> dict[str, Any]:
+        """The request body of this order, in the API's own field names (ref excluded)."""
+        if self.kind == "mobile":
+            return {"plan_code": self.product, "MSSIDN": self.target, "amount": self.amount}
+        if self.kind == "internet":
+            return {"type": self.product, "number": self.target, "value": self.amount}
+        return {"productId": self.target, "typeId": self.product, "quantity": self.quantity}
+
+    @property
+    def payload_hash(self) -> str:
+        return payload_hash({"kind": self.kind, **self.payload()})
+
+    def describe(self) -> str:
+        if self.kind == "mobile":
+            return f"{self.product} {self.amount} DA to {self.target}"
+        if self.kind == "internet":
+            return f"{self.product} {self.amount} DA to line {self.target}"
+        return f"{self.quantity} x {self.label or self.product} ({self.target})"
+
+
+@dataclass
+class Validation:
+    orders: list[Order]
+    catalog_notes: list[str]
+    summary: dict[str, Any]
+
+    @property
+    def valid(self) -> list[Order]:
+        return [o for o in self.orders if o.valid]
+
+    @property
+    def invalid(self) -> list[Order]:
+        return [o for o in self.orders if not o.valid]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for o in self.orders for p in o.errors + o.warnings]
+
+
+# --- normalisers ----------------------------------------------------------------------------------
+
+
+def _digits_of_number(text: str) -> tuple[str | None, str | None]:
+    """The digits a number cell really holds, and a note when Excel had mangled it."""
+    t = text.strip()
+    if re.fullmatch(r"[+-]?\d+(\.\d+)?[eE][+-]?\d+", t.replace(",", ".")):
+        try:
+            d = Decimal(t.replace(",", "."))
+        except InvalidOperation:
+            return None, None
+        if d != d.to_integral_value() or d < 0:
+            return None, None
+        return str(int(d)), f"written in scientific notation ({t})"
+    m = re.fullmatch(r"(\d+)[.,]0+", t)
+    if m:
+        return m.group(1), f"written as a decimal number ({t})"
+    return None, None
+
+
+def normalise_mobile(text: str) -> tuple[str, list[str], str | None]:
+    """(number, repairs, error). The number is `0XXXXXXXXX` when there is no error."""
+    repairs: list[str] = []
+    raw = text.strip()
+    if not raw:
+        return "", repairs, "is empty; write the mobile number (0XXXXXXXXX)"
+    digits, note = _digits_of_number(raw)
+    if digits is None:
+        plus = raw.startswith("+")
+        digits = _SPACES.sub("", raw.lstrip("+"))
+        if digits != raw.lstrip("+"):
+            repairs.append("spaces or separators removed")
+        if plus:
+            digits = "+" + digits
+    elif note:
+        repairs.append(note)
+    if re.search(r"[^0-9+]", digits):
+        return raw, repairs, f'"{raw}" contains characters that are not digits'
+    if digits.startswith("+213"):
+        digits, _ = "0" + digits[4:], repairs.append("+213 replaced by 0")
+    elif digits.startswith("00213"):
+        digits, _ = "0" + digits[5:], repairs.append("00213 replaced by 0")
+    elif digits.startswith("213") and len(digits) == 12:
+        digits, _ = "0" + digits[3:], repairs.append("213 replaced by 0")
+    elif len(digits) == 9 and digits[0] in "567":
+        digits, _ = "0" + digits, repairs.append("leading 0 restored (lost by Excel)")
+    if "+" in digits:
+        return raw, repairs, f'"{raw}" is not an Algerian number (+213...)'
+    if MOBILE_RE.match(digits):
+        return digits, repairs, None
+    if len(digits) != 10:
+        return raw, repairs, (f'"{raw}" has {len(digits)} digits; an Algerian mobile number '
+                              f"has 10 (0XXXXXXXXX)")  # fmt: skip
+    return raw, repairs, (f'"{raw}" is not a mobile number: it must start with 05, 06 or 07 '
+                          f"(0XXXXXXXXX)")  # fmt: skip
+
+
+def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None]:
+    repairs: list[str] = []
+    raw = text.strip()
+    if not raw:
+        return "", repairs, "is empty; write the line number"
+    digits, note = _digits_of_number(raw)
+    if digits is None:
+        digits = _SPACES.sub("", raw)
+        if digits != raw:
+            repairs.append("spaces or separators removed")
+    elif note:
+        repairs.append(note)
+    plus = digits.startswith("+")
+    digits = digits.lstrip("+")
+    if not digits.isdigit():
+        return raw, repairs, f'"{raw}" contains characters that are not digits'
+    if kind == "ADSL":
+        if len(digits) == 8:
+            digits, _ = "0" + digits, repairs.append("leading 0 restored (lost by Excel)")
+        if INTERNET_RE["ADSL"].match(digits):
+            return digits, repairs, None
+        return raw, repairs, (f'"{raw}" is not an ADSL line number: 9 digits starting with 0 '
+                              f"(0XXXXXXXX), area code included")  # fmt: skip
+    if digits.startswith("00213"):
+        digits, _ = digits[2:], repairs.append("00 removed")
+    elif plus:
+        repairs.append("+ removed")
+    elif len(digits) == 10 and digits.startswith("0"):
+        digits, _ = "213" + digits[1:], repairs.append("leading 0 replaced by 213")
+    if INTERNET_RE["4G"].match(digits):
+        return digits, repairs, None
+    return raw, repairs, f'"{raw}" is not a 4G number: 213 followed by 9 digits (213XXXXXXXXX)'
+
+
+def parse_dzd(text: str) -> tuple[int | None, str | None, str | None]:
+    """Whole dinars from `1000`, `1 000`, `1000,00`, `1.000`; (amount, repair, error)."""
+    raw = text.strip()
+    t = re.sub(r"(?i)\s*(da|dzd|dinars?)$", "", raw)
+    t = re.sub(r"[\s\u00a0\u202f\u2009]", "", t)
+    if not t:
+        return None, None, None
+    if re.fullmatch(r"\d+", t):
+        return int(t), None, None
+    m = re.fullmatch(r"(\d+)[.,](\d+)", t)
+    if m:
+        whole, frac = m.groups()
+        if set(frac) == {"0"}:
+            return int(whole), None, None
+        if len(frac) == 3 and len(whole) <= 3:
+            return int(whole + frac), f'"{raw}" read as {int(whole + frac)} DA', None
+        return None, None, (f'"{raw}" is not a whole number of dinars; amounts are whole DZD '
+                            f"(no centimes)")  # fmt: skip
+    m = re.fullmatch(r"(\d{1,3}(?:([.,])\d{3})+)(?:[.,](\d{1,2}))?", t)
+    if m and (m.group(3) is None or set(m.group(3)) == {"0"}):
+        value = int(re.sub(r"[.,]", "", m.group(1)))
+        return value, f'"{raw}" read as {value} DA', None
+    if re.fullmatch(r"-\d+([.,]\d+)?", t):
+        return None, None, f'"{raw}" is negative; write a positive whole amount'
+    return None, None, f'"{raw}" is not an amount in dinars'
+
+
+def parse_quantity(text: str) -> tuple[int | None, str | None]:
+    t = text.strip()
+    if re.fullmatch(r"\d+([.,]0+)?", t):
+        return int(re.split(r"[.,]", t)[0]), None
+    return None, f'"{t}" is not a whole number of cards'
+
+
+def infer_kind(cells: dict[str, str]) -> tuple[str | None, str | None]:
+    given = cells.get("kind", "").strip()
+    if given:
+        kind = _KIND_WORDS.get(given.lower()) or _KIND_WORDS.get(given.lower().replace("_", " "))
+        if kind is None:
+            return None, f'"{given}" is not a kind of order; write mobile, internet or giftcard'
+        return kind, None
+    if cells.get("product_id", "").strip() or cells.get("type_id", "").strip():
+        return "giftcard", None
+    if cells.get("internet_type", "").strip():
+        return "internet", None
+    if cells.get("number", "").strip() and not cells.get("phone", "").strip():
+        return "internet", None
+    return "mobile", None
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+def build_orders(sheet: Sheet, batch: str, catalog: Catalog | None, *,
+                 allow_duplicates: bool = False) -> Validation:  # fmt: skip
+    """Every row of `sheet` as an `Order`, validated against `catalog`, with its ref."""
+    catalog = catalog or Catalog(missing=["plans", "internet", "gift", "gift_types"])
+    orders = [_order(row, i, catalog) for i, row in enumerate(sheet.rows)]
+    _check_gift_stock(orders, catalog)
+    duplicates = _assign_refs(orders, batch, allow_duplicates)
+    notes = _catalog_notes(catalog)
+    return Validation(orders, notes, summarise(orders, duplicates))
+
+
+def _order(row: SheetRow, index: int, catalog: Catalog) -> Order:
+    cells = row.cells
+    kind, kind_error = infer_kind(cells)
+    order = Order(row.number, index, kind or "mobile", cells=dict(cells))
+    if kind_error:
+        order.error("kind", kind_error)
+        return order
+    for column in sorted(row.formulas & set(ALIASES)):
+        value = cells.get(column, "")
+        if value:
+            order.warn(column, f"the cell holds a formula; its last computed value {value!r} "
+                               f"is used")  # fmt: skip
+        else:
+            order.error(column, "the cell holds a formula with no computed value; type the "
+                                "value itself")  # fmt: skip
+    user_ref = cells.get("ref", "").strip()
+    if user_ref:
+        if USER_REF_RE.match(user_ref):
+            order.user_ref = user_ref
+        else:
+            order.error("ref", f'"{user_ref}" is not a usable ref: at most 40 letters, digits, '
+                               f"_ or -")  # fmt: skip
+    if order.kind == "mobile":
+        _mobile(order, cells, catalog)
+    elif order.kind == "internet":
+        _internet(order, cells, catalog)
+    else:
+        _gift(order, cells, catalog)
+    return order
+
+
+def _amount(order: Order, cells: dict[str, str], *names: str) -> tuple[int | None, str]:
+    for name in names:
+        if cells.get(name, "").strip():
+            value, repair, error = parse_dzd(cells[name])
+            if error:
+                order.error(name, error)
+            elif repair:
+                order.warn(name, repair)
+            return value, name
+    return None, names[0]
+
+
+def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
+    column = "phone" if cells.get("phone", "").strip() or "number" not in cells else "number"
+    number, repairs, error = normalise_mobile(cells.get(column, ""))
+    if error:
+        order.error(column, error)
+    else:
+        order.target = number
+        for note in repairs:
+            order.warn(column, f"{note}: read as {number}")
+    code = cells.get("plan_code", "").strip()
+    amount, amount_col = _amount(order, cells, "amount", "value")
+    order.amount = amount
+    if not code:
+        order.error("plan_code", "is empty; write a plan code such as PREPAID_DJEZZY "
+                                 "(see: bulk-topup catalog mobile)")  # fmt: skip
+        return
+    order.product = code
+    if "plans" in catalog.missing:
+        return
+    plan = catalog.plans.get(code)
+    if plan is None:
+        folded = {c.upper(): c for c in catalog.plans}
+        if code.upper() in folded:
+            plan = catalog.plans[folded[code.upper()]]
+            order.warn("plan_code", f'"{code}" read as {plan.code}')
+            order.product = plan.code
+        else:
+            close = difflib.get_close_matches(code.upper(), list(folded), n=1, cutoff=0.6)
+            hint = f"; did you mean {folded[close[0]]}?" if close else ""
+            order.error("plan_code", f'"{code}" is not a plan of the provider{hint} '
+                                     f"(see: bulk-topup catalog mobile)")  # fmt: skip
+            return
+    order.label, order.operator = plan.name, plan.operator
+    if not plan.enabled:
+        order.error("plan_code", f"plan {plan.code} is switched off by the provider for now; "
+                                 f"choose another plan or try later")  # fmt: skip
+    if plan.is_fixed:
+        if amount is None:
+            order.amount = plan.amount
+        elif amount != plan.amount:
+            order.error(amount_col, f"plan {plan.code} is a fixed {plan.amount} DA offer; leave "
+                                    f"the amount empty or write {plan.amount}")  # fmt: skip
+    elif amount is None:
+        if not any(p.column == amount_col for p in order.errors):
+            order.error(amount_col, f"is empty; plan {plan.code} needs an amount from "
+                                    f"{plan.min_amount} to {plan.max_amount} DA")  # fmt: skip
+    elif plan.min_amount is not None and plan.max_amount is not None and not (
+        plan.min_amount <= amount <= plan.max_amount
+    ):
+        order.error(amount_col, f"{amount} DA is outside what plan {plan.code} allows "
+                                f"({plan.min_amount} to {plan.max_amount} DA)")  # fmt: skip
+    if order.amount is not None:
+        order.face_value = float(order.amount)
+        order.cost = round(order.amount * (plan.cost if plan.cost is not None else 1.0), 2)
+    expected = PLAN_OPERATOR_PREFIX.get(plan.operator)
+    if order.target and expected and order.target[:2] != expected:
+        looks = PREFIX_OPERATOR.get(order.target[:2], "another operator")
+        order.warn(column, f"{order.target} looks like a {looks} number but plan {plan.code} "
+                           f"is {plan.operator}; numbers can be ported, so check it")  # fmt: skip
+
+
+def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
+    raw_type = cells.get("internet_type", "").strip()
+    kind = raw_type.upper().replace(" ", "").replace("-", "")
+    kind = {"4GLTE": "4G", "LTE": "4G", "4GLTE.": "4G", "IDOOM4G": "4G"}.get(kind, kind)
+    if kind not in INTERNET_RE:
+        given = cells.get("kind", "").strip().upper()
+        if not raw_type and given in INTERNET_RE:
+            kind = given
+        else:
+            what = f'"{raw_type}" is not' if raw_type else "is empty; write"
+            order.error("internet_type", f"{what} ADSL or 4G")
+            kind = ""
+    order.product = kind
+    column = "number" if cells.get("number", "").strip() or "phone" not in cells else "phone"
+    if kind:
+        number, repairs, error = normalise_internet(kind, cells.get(column, ""))
+        if error:
+            order.error(column, error)
+        else:
+            order.target = number
+            for note in repairs:
+                order.warn(column, f"{note}: read as {number}")
+    value, value_col = _amount(order, cells, "value", "amount")
+    order.amount = value
+    if value is None:
+        if not any(p.column == value_col for p in order.errors):
+            order.error(value_col, "is empty; write the card value in DA (e.g. 1000)")
+        return
+    order.face_value = float(value)
+    order.cost = float(value)
+    if not kind or "internet" in catalog.missing:
+        return
+    product = catalog.internet_product(kind, value)
+    offered = sorted(p.value for p in catalog.internet.get(kind, []) if p.available)
+    if product is None:
+        order.error(value_col, f"{value} DA is not a {kind} card value; the provider offers "
+                               f"{', '.join(map(str, offered))} DA")  # fmt: skip
+    elif not product.available:
+        order.error(value_col, f"{kind} {value} DA cards are out of stock; available now: "
+                               f"{', '.join(map(str, offered))} DA")  # fmt: skip
+    else:
+        order.cost = product.cost
+    order.label = f"{kind} {value} DA"
+
+
+def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
+    pid = cells.get("product_id", "").strip()
+    tid = cells.get("type_id", "").strip()
+    qty_text = cells.get("quantity", "").strip()
+    if not pid:
+        order.error("product_id", "is empty; write the gift card product id "
+                                  "(see: bulk-topup catalog gift)")  # fmt: skip
+    if not tid:
+        order.error("type_id", "is empty; write the card type id (see: bulk-topup catalog gift)")
+    if not qty_text:
+        order.quantity = 1
+        order.warn("quantity", "is empty: 1 card ordered")
+    else:
+        qty, error = parse_quantity(qty_text)
+        if error:
+            order.error("quantity", error)
+        elif qty is not None and qty < 1:
+            order.error("quantity", f"{qty} cards: order at least 1")
+        order.quantity = qty
+    order.target, order.product = pid, tid
+    if not pid or "gift" in catalog.missing:
+        return
+    product = catalog.gifts.get(pid)
+    if product is None:
+        order.error("product_id", f'"{pid}" is not a gift card product of the provider '
+                                  f"(see: bulk-topup catalog gift)")  # fmt: skip
+        return
+    if not product.enabled:
+        order.error("product_id", f"{product.title} is not on sale right now")
+    order.label = product.title
+    if not tid or "gift_types" in catalog.missing or pid not in catalog.gift_types:
+        return
+    gift_type = catalog.gift_type(pid, tid)
+    if gift_type is None:
+        known = ", ".join(t.id for t in catalog.gift_types[pid]) or "none"
+        order.error("type_id", f'"{tid}" is not a type of {product.title}; its types are {known}')
+        return
+    order.label = f"{product.title} - {gift_type.name}"
+    if order.quantity:
+        order.cost = order.face_value = round(gift_type.price * order.quantity, 2)
+
+
+def _check_gift_stock(orders: list[Order], catalog: Catalog) -> None:
+    """Quantity within stock, counting every earlier row of the sheet for the same type."""
+    taken: dict[tuple[str, str], int] = defaultdict(int)
+    for order in orders:
+        if order.kind != "giftcard" or not order.quantity or order.errors:
+            continue
+        gift_type = catalog.gift_type(order.target, order.product)
+        if gift_type is None:
+            continue
+        key = (order.target, order.product)
+        taken[key] += order.quantity
+        if gift_type.quantity == 0:
+            order.error("type_id", f"{order.label} is sold out")
+        elif taken[key] > gift_type.quantity:
+            before = taken[key] - order.quantity
+            also = f" ({before} already ordered in rows above)" if before else ""
+            order.error("quantity", f"{order.quantity} cards asked{also}, but only "
+                                    f"{gift_type.quantity} {order.label} are in stock")  # fmt: skip
+
+
+def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> list[dict[str, Any]]:
+    seen: dict[tuple[Any, ...], list[Order]] = defaultdict(list)
+    user_refs: dict[str, Order] = {}
+    duplicates = []
+    for order in orders:
+        if not order.valid:
+            continue
+        key = (order.kind, order.target, order.product, order.amount, order.quantity)
+        earlier = seen[key]
+        if earlier:
+            first = earlier[0]
+            message = f"same order as row {first.row} ({order.describe()})"
+            if allow_duplicates:
+                order.warn("phone" if order.kind == "mobile" else "number", message)
+            else:
+                order.error("phone" if order.kind == "mobile" else "number",
+                            f"{message}; remove one, or pass --allow-duplicates if both "
+                            f"are meant")  # fmt: skip
+            duplicates.append({"row": order.row, "same_as": first.row,
+                               "order": order.describe()})  # fmt: skip
+        occurrence = len(earlier)
+        earlier.append(order)
+        if order.user_ref:
+            if order.user_ref in user_refs:
+                order.error("ref", f'"{order.user_ref}" is also the ref of row '
+                                   f"{user_refs[order.user_ref].row}; refs must be unique")  # fmt: skip
+            user_refs[order.user_ref] = order
+            order.ref = order.user_ref
+        else:
+            amount = order.amount if order.kind != "giftcard" else order.quantity
+            order.ref = make_ref(batch, order.kind, order.target, order.product, amount,
+                                 occurrence)  # fmt: skip
+    return duplicates
+
+
+def _catalog_notes(catalog: Catalog) -> list[str]:
+    notes = []
+    names = {"plans": "mobile plans", "internet": "internet products", "gift": "gift catalog",
+             "gift_types": "gift card types and stock"}  # fmt: skip
+    checks = {"plans": "plan codes, amounts and operators",
+              "internet": "card values and stock", "gift": "gift products",
+              "gift_types": "gift types and stock"}  # fmt: skip
+    for part in catalog.missing:
+        notes.append(f"the {names[part]} could not be loaded (API unreachable, no cache): "
+                     f"{checks[part]} were NOT checked")  # fmt: skip
+    for part in catalog.stale:
+        age = catalog.age(part) or 0
+        notes.append(f"the {names[part]} come from a cache {_age(age)} old (API unreachable)")
+    return notes
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def summarise(orders: list[Order], duplicates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per kind, face value and cost per operator and product, duplicates."""
+    per_kind: dict[str, dict[str, int]] = {k: {"valid": 0, "invalid": 0} for k in KINDS}
+    per_product: dict[str, dict[str, Any]] = {}
+    for o in orders:
+        per_kind[o.kind]["valid" if o.valid else "invalid"] += 1
+        if not o.valid:
+            continue
+        group = o.operator or o.product if o.kind == "mobile" else o.label or o.product
+        key = f"{o.kind}: {group} / {o.product}" if o.kind == "mobile" else f"{o.kind}: {group}"
+        entry = per_product.setdefault(key, {"rows": 0, "face_value": 0.0, "cost": 0.0})
+        entry["rows"] += 1
+        entry["face_value"] = round(entry["face_value"] + o.face_value, 2)
+        entry["cost"] = round(entry["cost"] + o.cost, 2)
+    valid = [o for o in orders if o.valid]
+    return {
+        "rows": len(orders),
+        "valid": len(valid),
+        "invalid": len(orders) - len(valid),
+        "warnings": sum(len(o.warnings) for o in orders),
+        "per_kind": per_kind,
+        "per_product": dict(sorted(per_product.items())),
+        "face_value": round(sum(o.face_value for o in valid), 2),
+        "cost": round(sum(o.cost for o in valid), 2),
+        "duplicates": duplicates,
+    }
