@@ -217,10 +217,12 @@ def parse_dzd(text: str) -> tuple[int | None, str | None, str | None]:
     m = re.fullmatch(r"(\d+)[.,](\d+)", t)
     if m:
         whole, frac = m.groups()
+        if len(frac) == 3 and len(whole) <= 3:
+            return None, None, (f'"{raw}" is ambiguous ({int(whole + frac)} DA, or {whole} '
+                                f"DA with decimals?); write the amount without a separator, "
+                                f"e.g. {int(whole + frac)}")  # fmt: skip
         if set(frac) == {"0"}:
             return int(whole), None, None
-        if len(frac) == 3 and len(whole) <= 3:
-            return int(whole + frac), f'"{raw}" read as {int(whole + frac)} DA', None
         return None, None, (f'"{raw}" is not a whole number of dinars; amounts are whole DZD '
                             f"(no centimes)")  # fmt: skip
     m = re.fullmatch(r"(\d{1,3}(?:([.,])\d{3})+)(?:[.,](\d{1,2}))?", t)

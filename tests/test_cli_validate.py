@@ -1,0 +1,87 @@
+"""The validate, catalog and template commands, driven through click."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from bulk_topup.cli import main
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, [*args, "--emulator", "--state-dir", str(tmp_path / "state")])
+
+    return invoke
+
+
+def test_sample_is_valid(cli) -> None:
+    result = cli("validate", str(SAMPLES / "orders.xlsx"))
+    assert result.exit_code == 0, result.output
+    assert "every row is valid" in result.output
+    assert "rows: 13 (mobile 8 valid / 0 invalid, internet 2 valid / 0 invalid, giftcard 3 valid" \
+        in result.output  # fmt: skip
+
+
+def test_messy_sheet_json(cli) -> None:
+    result = cli("validate", str(SAMPLES / "messy.csv"), "--format", "json", "--batch", "dec")
+    assert result.exit_code == 3
+    out = json.loads(result.output)
+    rows = {r["row"]: r for r in out["rows"]}
+    assert rows[4]["valid"] and rows[4]["order"]["MSSIDN"] == "0778037340"
+    assert rows[4]["kind"] == "mobile" and rows[4]["ref"].startswith("dec-")
+    assert rows[4]["warnings"] == [{"column": "phone",
+                                    "message": "leading 0 restored (lost by Excel): read as "
+                                               "0778037340"}]  # fmt: skip
+    assert rows[11]["errors"] == [{"column": "phone", "message": '"77803734" has 8 digits; an '
+                                   "Algerian mobile number has 10 (0XXXXXXXXX)"}]  # fmt: skip
+    assert rows[11]["ref"] is None
+    assert out["summary"]["per_kind"]["mobile"] == {"valid": 6, "invalid": 3}
+    assert out["summary"]["face_value"] == 5750
+    assert set(out["summary"]) >= {"rows", "valid", "invalid", "per_product", "duplicates"}
+
+
+def test_unreadable_sheet_exit_2_without_traceback(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "x.xlsx"
+    bad.write_bytes(b"\x00\x01not a sheet")
+    result = cli("validate", str(bad))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.output.startswith("error: ")
+
+
+def test_catalog_json(cli) -> None:
+    result = cli("catalog", "mobile", "--format", "json")
+    assert result.exit_code == 0
+    codes = {p["code"] for p in json.loads(result.output)["mobile"]}
+    assert "PREPAID_DJEZZY" in codes
+
+
+def test_template_round_trips(cli, tmp_path: Path) -> None:
+    out = tmp_path / "t.xlsx"
+    assert cli("template", str(out)).exit_code == 0
+    wb = load_workbook(out)
+    ws = wb["Orders"]
+    assert ws["B1"].value == "phone" and ws["B2"].number_format == "@"
+    assert any("Lists!" in dv.formula1 for dv in ws.data_validations.dataValidation)
+    ws["B2"] = "0661234567"
+    ws["C2"] = "PREPAID_MOBILIS"
+    ws["D2"] = 500
+    wb.save(out)
+    result = cli("validate", str(out))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command", ["validate", "catalog", "template", "emulator"])
+def test_help(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output

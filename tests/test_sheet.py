@@ -1,0 +1,173 @@
+"""Reading sheets: formats, encodings, headers, damage, and hostile files."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from bulk_topup.errors import SheetError
+from bulk_topup.sheet import canonical, cell_text, read_sheet
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+def xlsx(path: Path, rows: list[list[object]], title: str = "Sheet1") -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title
+    for row in rows:
+        ws.append(row)
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize(("header", "canon"), [
+    ("Numéro", "phone"), ("TÉLÉPHONE", "phone"), ("MSSIDN", "phone"), ("msisdn", "phone"),
+    ("Tel", "phone"), (" Numéro de téléphone ", "phone"), ("Offre", "plan_code"),
+    ("Forfait", "plan_code"), ("plan_code", "plan_code"), ("Montant", "amount"),
+    ("Amount (DZD)", "amountdzd" and "amount"), ("Product ID", "product_id"),
+    ("type_id", "type_id"), ("Quantité", "quantity"), ("Internet type", "internet_type"),
+    ("Référence", "ref"), ("Name", None),
+])  # fmt: skip
+def test_header_aliases(header: str, canon: str | None) -> None:
+    assert canonical(header) == canon
+
+
+def test_cells_are_text_and_integral_floats_lose_their_point() -> None:
+    assert cell_text(778037340.0) == "778037340"
+    assert cell_text(1000.5) == "1000.5"
+    assert cell_text(None) == ""
+    assert cell_text("  0778037340 ") == "0778037340"
+
+
+def test_xlsx_title_block_lost_zero_and_passthrough(tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "s.xlsx", [
+        ["Payroll November"], [], ["Employee", "Numéro", "Offre", "Montant"],
+        ["Amel", 778037340, "PREPAID_DJEZZY", 1000], [], [None, None, None, None],
+        ["Bilal", "0661234567", "PREPAID_MOBILIS", 500.0],
+    ])  # fmt: skip
+    sheet = read_sheet(path)
+    assert sheet.header_row == 3
+    assert [r.number for r in sheet.rows] == [4, 7]
+    assert sheet.rows[0].cells == {"Employee": "Amel", "phone": "778037340",
+                                   "plan_code": "PREPAID_DJEZZY", "amount": "1000"}  # fmt: skip
+    assert sheet.rows[1].cells["amount"] == "500"
+    assert sheet.extra_columns == ["Employee"]
+
+
+def test_sheet_option(tmp_path: Path) -> None:
+    wb = Workbook()
+    wb.active.append(["nothing here"])
+    ws = wb.create_sheet("Orders")
+    ws.append(["phone", "plan", "amount"])
+    ws.append(["0661234567", "PREPAID_MOBILIS", 500])
+    wb.save(tmp_path / "two.xlsx")
+    assert len(read_sheet(tmp_path / "two.xlsx", "Orders").rows) == 1
+    with pytest.raises(SheetError, match="no sheet named 'Nope'; its sheets are: Sheet, Orders"):
+        read_sheet(tmp_path / "two.xlsx", "Nope")
+
+
+def test_semicolon_cp1252_csv_with_french_headers(tmp_path: Path) -> None:
+    path = tmp_path / "fr.csv"
+    path.write_bytes("Recharges décembre\n\nNuméro;Offre;Montant;Remarque\n"
+                     "0661234567;PREPAID_MOBILIS;1000,00;élève\n".encode("cp1252"))  # fmt: skip
+    sheet = read_sheet(path)
+    assert (sheet.delimiter, sheet.encoding) == (";", "cp1252")
+    assert sheet.rows[0].number == 4
+    assert sheet.rows[0].cells["amount"] == "1000,00"
+    assert sheet.rows[0].cells["Remarque"] == "élève"
+
+
+def test_utf8_bom_and_tabs(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes("\ufeffphone\tplan_code\tamount\n0661234567\tPREPAID_MOBILIS\t500\n".encode())
+    sheet = read_sheet(path)
+    assert sheet.delimiter == "\t" and sheet.columns == ["phone", "plan_code", "amount"]
+
+
+def test_samples_read_alike() -> None:
+    a, b = read_sheet(SAMPLES / "orders.xlsx"), read_sheet(SAMPLES / "orders.csv")
+    assert [r.cells for r in a.rows] == [r.cells for r in b.rows]
+
+
+def _with_cached_formula(path: Path) -> Path:
+    """openpyxl writes formulas without a computed value; add one as Excel would."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb"<f>500\*2</f><v\s*/>|<f>500\*2</f><v></v>|<f>500\*2</f>",
+                              b"<f>500*2</f><v>1000</v>", data)  # fmt: skip
+            dst.writestr(info, data)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_formula_cells_are_flagged(tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "f.xlsx", [["phone", "plan_code", "amount"],
+                                      ["0661234567", "PREPAID_MOBILIS", "=500*2"],
+                                      ["0661234568", "PREPAID_MOBILIS", "=SUM(A1:A2)"]])  # fmt: skip
+    _with_cached_formula(path)
+    sheet = read_sheet(path)
+    assert sheet.rows[0].formulas == {"amount"} and sheet.rows[0].cells["amount"] == "1000"
+    assert sheet.rows[1].formulas == {"amount"} and sheet.rows[1].cells["amount"] == ""
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "is empty"),
+    (b"\n\n  \n", "is empty"),
+    (b"%PDF-1.4\x00\x01\x02binary", "is not a CSV or Excel file"),
+    (b"just,some,words\nand,more,words\n", "has no header row that names the orders' columns"),
+    (b"PK\x03\x04garbage", "damaged or not a spreadsheet"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1garbage", "is not a spreadsheet that can be read"),
+])  # fmt: skip
+def test_unreadable_files_get_one_sentence(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.xlsx"
+    path.write_bytes(content)
+    with pytest.raises(SheetError, match=re.escape(message)):
+        read_sheet(path)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(SheetError, match="no such file"):
+        read_sheet(tmp_path / "nope.csv")
+    with pytest.raises(SheetError, match="is a folder"):
+        read_sheet(tmp_path)
+
+
+def test_zip_bomb_refused_before_expanding(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (40 * 2**20))
+    with pytest.raises(SheetError, match="zip bomb"):
+        read_sheet(path)
+
+
+def test_xml_entity_bomb_refused(tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "e.xlsx", [["phone", "plan_code", "amount"]])
+    buf = io.BytesIO()
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>')  # fmt: skip
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/sharedStrings.xml" or info.filename.endswith("sheet1.xml"):
+                data = bomb + (data.split(b"?>", 1)[1] if b"?>" in data else data)
+            dst.writestr(info, data)
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(SheetError, match="XML entity declarations"):
+        read_sheet(path)
+
+
+def test_two_columns_with_one_meaning(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("phone,Numéro,plan,amount\n0661234567,0661234567,PREPAID_MOBILIS,500\n")
+    with pytest.raises(SheetError, match="two columns mean 'phone'"):
+        read_sheet(path)
