@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -291,8 +291,12 @@ class OneClickClient:
         limits: httpx.Limits = DEFAULT_LIMITS,
         retry: RetryPolicy | None = None,
         throttle: Throttle | None = None,
+        wall: Callable[[], datetime] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._wall = wall or (lambda: datetime.now(UTC))
+        #: provider time minus ours, from the last answer's meta.timestamp
+        self.server_skew = timedelta(0)
         self._key = api_key
         self._retry = retry or RetryPolicy()
         self.throttle = throttle
@@ -306,6 +310,10 @@ class OneClickClient:
 
     def __repr__(self) -> str:
         return f"OneClickClient({self.base_url!r})"
+
+    def provider_now(self) -> datetime:
+        """Our best estimate of the provider's clock (for list windows)."""
+        return self._wall() + self.server_skew
 
     async def __aenter__(self) -> OneClickClient:
         await self._http.__aenter__()
@@ -353,7 +361,11 @@ class OneClickClient:
                                  f"not its usual answer", request_id=request_id)  # fmt: skip
         assert isinstance(payload, dict)
         if payload["success"] and status < 300:
-            return payload.get("data"), payload.get("meta") or {}
+            meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+            stamp = _time(meta.get("timestamp"))
+            if stamp is not None:
+                self.server_skew = stamp - self._wall()
+            return payload.get("data"), meta
         error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
         code = str(error.get("code") or f"HTTP_{status}")
         message = str(error.get("message") or f"HTTP {status}")

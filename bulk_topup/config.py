@@ -38,7 +38,8 @@ class Settings:
         """A fresh API client for this configuration (use it as `async with`)."""
         kwargs = {"timeout": timeout} if timeout is not None else {}
         return OneClickClient(self.api_url, self.api_key, transport=self.transport,
-                              throttle=throttle, retry=retry, **kwargs)  # type: ignore[arg-type]
+                              throttle=throttle, retry=retry, wall=self.clock.wall,
+                              **kwargs)  # type: ignore[arg-type]
 
 
 def read_key(key_file: str | None) -> str:

@@ -1,0 +1,403 @@
+"""The journal: one SQLite file per batch, the record of what was sent and what became of it.
+
+WAL, `synchronous=FULL`, one transaction per state change, committed before the next network call.
+Every transition is checked against the state machine and appended to the `events` table.
+
+    INVALID                          (never sent)
+    PLANNED -> SENDING -> SUBMITTED -> FULFILLED | REFUNDED | PARTIALLY_FILLED    (final)
+                  |           '------> UNKNOWN_ERROR | QUEUED        (parked: reconcile)
+                  |-> REJECTED       (the API refused the request)
+                  '-> UNCERTAIN      (the POST's outcome is unknown: reconcile before resending)
+
+A batch is also locked: `open_batch(..., lock=True)` takes a non-blocking OS lock, so a second run
+of the same batch stops at once (exit 7) before any API call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .errors import BatchLockedError, InvalidRowsError, JournalError
+from .orders import Order
+from .refs import batch_slug
+
+
+class RowState(StrEnum):
+    INVALID = "INVALID"
+    PLANNED = "PLANNED"
+    SENDING = "SENDING"
+    SUBMITTED = "SUBMITTED"
+    FULFILLED = "FULFILLED"
+    REFUNDED = "REFUNDED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    REJECTED = "REJECTED"
+    UNCERTAIN = "UNCERTAIN"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+    QUEUED = "QUEUED"
+
+
+S = RowState
+FINAL = frozenset({S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED, S.REJECTED, S.INVALID})
+FAILED = frozenset({S.REFUNDED, S.REJECTED, S.PARTIALLY_FILLED, S.INVALID})
+PARKED = frozenset({S.UNKNOWN_ERROR, S.QUEUED, S.UNCERTAIN})
+PROVIDER_FINAL = {"FULFILLED": S.FULFILLED, "REFUNDED": S.REFUNDED,
+                  "PARTIALLY_FILLED": S.PARTIALLY_FILLED}  # fmt: skip
+PROVIDER_PARKED = {"UNKNOWN_ERROR": S.UNKNOWN_ERROR, "QUEUED": S.QUEUED}
+_ADOPTED = {S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED, S.UNKNOWN_ERROR, S.QUEUED}
+
+TRANSITIONS: dict[RowState, frozenset[RowState]] = {
+    S.INVALID: frozenset(),
+    S.PLANNED: frozenset({S.SENDING}),
+    S.SENDING: frozenset({S.PLANNED, S.REJECTED, S.UNCERTAIN} | _ADOPTED),
+    S.UNCERTAIN: frozenset({S.PLANNED, S.REJECTED} | _ADOPTED),
+    S.SUBMITTED: frozenset(_ADOPTED),
+    S.UNKNOWN_ERROR: frozenset({S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.UNKNOWN_ERROR}),
+    S.QUEUED: frozenset({S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.QUEUED}),
+    S.FULFILLED: frozenset(),
+    S.REFUNDED: frozenset(),
+    S.PARTIALLY_FILLED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+
+MIGRATIONS = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE rows (
+        idx INTEGER PRIMARY KEY,          -- position in the input
+        sheet_row INTEGER,                -- the row number the spreadsheet shows
+        kind TEXT NOT NULL,
+        ref TEXT UNIQUE,
+        payload TEXT NOT NULL,            -- JSON body sent (ref excluded)
+        payload_hash TEXT,
+        input TEXT NOT NULL,              -- JSON [[column, text], ...] as read
+        label TEXT, face_value REAL, cost REAL,
+        problems TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL,
+        provider_status TEXT, order_id TEXT, debited REAL,
+        error_code TEXT, error_message TEXT, refund_message TEXT,
+        suggested TEXT, card_code TEXT, num_trans TEXT, cards TEXT, fulfilled_quantity INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        sent_at TEXT, provider_sent_at TEXT, settled_at TEXT, updated_at TEXT,
+        in_sheet INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX rows_state ON rows(state);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idx INTEGER, at TEXT NOT NULL, from_state TEXT, to_state TEXT, detail TEXT
+    );
+    """,
+]
+
+_UPDATABLE = {"provider_status", "order_id", "debited", "error_code", "error_message",
+              "refund_message", "suggested", "card_code", "num_trans", "cards",
+              "fulfilled_quantity", "sent_at", "provider_sent_at", "settled_at", "attempts",
+              "payload", "payload_hash"}  # fmt: skip
+
+
+@dataclass
+class Row:
+    idx: int
+    sheet_row: int | None
+    kind: str
+    ref: str | None
+    payload: dict[str, Any]
+    payload_hash: str | None
+    input: list[tuple[str, str]]
+    label: str
+    face_value: float
+    cost: float
+    problems: list[dict[str, Any]]
+    state: RowState
+    provider_status: str | None
+    order_id: str | None
+    debited: float | None
+    error_code: str | None
+    error_message: str | None
+    refund_message: str | None
+    suggested: list[dict[str, Any]]
+    card_code: str | None
+    num_trans: str | None
+    cards: list[dict[str, str]]
+    fulfilled_quantity: int | None
+    attempts: int
+    sent_at: str | None
+    provider_sent_at: str | None
+    settled_at: str | None
+    updated_at: str | None
+    in_sheet: bool
+
+    @classmethod
+    def from_db(cls, r: sqlite3.Row) -> Row:
+        d = dict(r)
+        d["payload"] = json.loads(d["payload"])
+        d["input"] = [tuple(x) for x in json.loads(d["input"])]
+        d["problems"] = json.loads(d["problems"] or "[]")
+        d["suggested"] = json.loads(d["suggested"] or "[]")
+        d["cards"] = json.loads(d["cards"] or "[]")
+        d["state"] = RowState(d["state"])
+        d["in_sheet"] = bool(d["in_sheet"])
+        return cls(**d)
+
+    def describe(self) -> str:
+        p = self.payload
+        if self.kind == "mobile":
+            return f"{p.get('plan_code')} {p.get('amount')} DA to {p.get('MSSIDN')}"
+        if self.kind == "internet":
+            return f"{p.get('type')} {p.get('value')} DA to line {p.get('number')}"
+        return f"{p.get('quantity')} x {self.label or p.get('typeId')}"
+
+    @property
+    def where(self) -> str:
+        return f"row {self.sheet_row}" if self.sheet_row else f"ref {self.ref}"
+
+
+def batch_path(state_dir: Path, batch: str) -> Path:
+    """The journal file of a batch: readable slug plus a hash, so keys never collide."""
+    tag = hashlib.sha256(batch.encode()).hexdigest()[:8]
+    return state_dir / "batches" / f"{batch_slug(batch)}-{tag}.sqlite"
+
+
+class Journal:
+    """The journal of one batch. Use `open_batch()`; close with `close()` or `with`."""
+
+    def __init__(self, path: Path, lock: FileLock | None, now: Any) -> None:
+        self.path = path
+        self._lock = lock
+        self._now = now  # () -> ISO time text
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise JournalError(f"{self.path} was written by a newer bulk-topup "
+                               f"(journal version {version}); upgrade to read it")  # fmt: skip
+        for number in range(version, len(MIGRATIONS)):
+            with self.transaction() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    # --- meta ------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, **values: Any) -> None:
+        with self.transaction() as db:
+            for key, value in values.items():
+                if value is not None:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+
+    def meta(self) -> dict[str, str]:
+        return {k: v for k, v in self.db.execute("SELECT key, value FROM meta")}
+
+    # --- rows ------------------------------------------------------------------------------------
+
+    def rows(self, states: Iterable[RowState] | None = None) -> list[Row]:
+        if states is None:
+            cur = self.db.execute("SELECT * FROM rows ORDER BY idx")
+        else:
+            names = [s.value for s in states]
+            marks = ",".join("?" * len(names))
+            cur = self.db.execute(f"SELECT * FROM rows WHERE state IN ({marks}) ORDER BY idx",
+                                  names)  # fmt: skip
+        return [Row.from_db(r) for r in cur]
+
+    def row(self, idx: int) -> Row:
+        r = self.db.execute("SELECT * FROM rows WHERE idx = ?", (idx,)).fetchone()
+        if r is None:
+            raise JournalError(f"no row {idx} in {self.path}")
+        return Row.from_db(r)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(s for (s,) in self.db.execute("SELECT state FROM rows")))
+
+    def transition(self, idx: int, to: RowState, detail: str = "", **fields: Any) -> Row:
+        """Move row `idx` to state `to` (checked), updating `fields`, in one transaction."""
+        bad = set(fields) - _UPDATABLE
+        if bad:
+            raise JournalError(f"cannot update {sorted(bad)}")
+        now = self._now()
+        with self.transaction() as db:
+            current = db.execute("SELECT state FROM rows WHERE idx = ?", (idx,)).fetchone()
+            if current is None:
+                raise JournalError(f"no row {idx}")
+            frm = RowState(current[0])
+            if to != frm and to not in TRANSITIONS[frm]:
+                raise JournalError(f"row {idx}: {frm} -> {to} is not a legal transition")
+            values = {k: _db_value(v) for k, v in fields.items()}
+            values.update(state=to.value, updated_at=now)
+            if to in FINAL and frm not in FINAL:
+                values["settled_at"] = now
+            sets = ", ".join(f"{k} = ?" for k in values)
+            db.execute(f"UPDATE rows SET {sets} WHERE idx = ?", [*values.values(), idx])
+            if to != frm or detail:
+                db.execute("INSERT INTO events (idx, at, from_state, to_state, detail) "
+                           "VALUES (?, ?, ?, ?, ?)", (idx, now, frm.value, to.value, detail))
+        return self.row(idx)
+
+    def update(self, idx: int, detail: str = "", **fields: Any) -> Row:
+        """Change fields without changing the state."""
+        return self.transition(idx, self.row(idx).state, detail, **fields)
+
+    def events(self, idx: int | None = None) -> list[dict[str, Any]]:
+        q = "SELECT * FROM events" + (" WHERE idx = ?" if idx is not None else "") + " ORDER BY id"
+        return [dict(r) for r in self.db.execute(q, () if idx is None else (idx,))]
+
+    # --- loading a sheet ---------------------------------------------------------------------------
+
+    def sync_orders(self, orders: list[Order], *, skip_invalid: bool) -> None:
+        """Make the journal's rows those of `orders`, keeping everything already sent.
+
+        A ref already sent (any state past PLANNED) keeps its journal row and must carry the same
+        payload: a changed row under a sent ref is refused. Refs never sent follow the sheet.
+        Rows sent earlier but gone from the sheet stay, marked as no longer in the sheet.
+        """
+        existing = {r.ref: r for r in self.rows() if r.ref}
+        conflicts = []
+        for o in orders:
+            old = existing.get(o.ref) if o.valid else None
+            if old and old.state not in (S.PLANNED, S.INVALID) and old.payload_hash != o.payload_hash:
+                conflicts.append(f"row {o.row}: ref {o.ref} was already sent in this batch as "
+                                 f"{old.describe()}, but the sheet now says {o.describe()}")  # fmt: skip
+        if conflicts:
+            raise InvalidRowsError(
+                "the sheet changed under refs this batch has already sent; use a new --batch "
+                "key for a changed sheet, or restore these rows:\n  " + "\n  ".join(conflicts),
+                conflicts,
+            )
+        now = self._now()
+        with self.transaction() as db:
+            kept = []
+            for r in existing.values():
+                if r.state not in (S.PLANNED, S.INVALID):
+                    kept.append(r)
+            db.execute("DELETE FROM rows WHERE state IN ('PLANNED', 'INVALID')")
+            db.execute("UPDATE rows SET idx = -idx - 1000000, in_sheet = 0")  # park old indexes
+            in_sheet = {o.ref for o in orders if o.valid}
+            for i, o in enumerate(orders):
+                problems = [{"column": p.column, "message": p.message, "severity": p.severity}
+                            for p in o.errors + o.warnings]  # fmt: skip
+                cells = json.dumps(list(o.cells.items()), ensure_ascii=False)
+                common = (i, o.row, cells, o.label, o.face_value, o.cost, json.dumps(problems))
+                if o.valid and o.ref in existing and existing[o.ref].state not in (S.PLANNED,
+                                                                                  S.INVALID):
+                    db.execute("UPDATE rows SET idx = ?, sheet_row = ?, input = ?, label = ?, "
+                               "face_value = ?, cost = ?, problems = ?, in_sheet = 1 "
+                               "WHERE ref = ?", (*common, o.ref))  # fmt: skip
+                    continue
+                state = S.PLANNED if o.valid else S.INVALID
+                db.execute(
+                    "INSERT INTO rows (idx, sheet_row, input, label, face_value, cost, problems, "
+                    "kind, ref, payload, payload_hash, state, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*common, o.kind, o.ref if o.valid else None,
+                     json.dumps(o.payload(), ensure_ascii=False),
+                     o.payload_hash if o.valid else None, state.value, now),
+                )  # fmt: skip
+                db.execute("INSERT INTO events (idx, at, from_state, to_state, detail) "
+                           "VALUES (?, ?, NULL, ?, 'from the sheet')", (i, now, state.value))
+            # Sent rows gone from the sheet: keep them after the sheet's rows.
+            gone = [r for r in kept if r.ref not in in_sheet]
+            for j, r in enumerate(gone):
+                db.execute("UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?",
+                           (len(orders) + j, r.ref))  # fmt: skip
+        del skip_invalid  # INVALID rows are journaled either way; the caller decides to go on
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def open_batch(state_dir: Path, batch: str, *, now: Any, lock: bool = True,
+               create: bool = True) -> Journal:  # fmt: skip
+    """Open (or create) the journal of `batch`, taking its lock unless `lock=False`."""
+    path = batch_path(state_dir, batch)
+    if not create and not path.exists():
+        raise JournalError(f"there is no batch {batch!r} in {state_dir}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (state_dir, path.parent):
+        os.chmod(folder, 0o700)
+    file_lock = None
+    if lock:
+        file_lock = FileLock(str(path) + ".lock")
+        try:
+            file_lock.acquire(timeout=0)
+        except Timeout:
+            raise BatchLockedError(f"batch {batch!r} is being run by another process right now "
+                                   f"(lock {file_lock.lock_file}); nothing was sent") from None  # fmt: skip
+    try:
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # card codes live here: 0600
+            os.close(fd)
+        journal = Journal(path, file_lock, now)
+    except BaseException:
+        if file_lock is not None:
+            file_lock.release()
+        raise
+    if journal.get_meta("batch") is None:
+        journal.set_meta(batch=batch, created_at=now())
+    return journal
+
+
+def list_batches(state_dir: Path) -> list[tuple[str, Path, dict[str, int], dict[str, str]]]:
+    """(batch key, path, counts per state, meta) of every journal in the state dir."""
+    found = []
+    folder = state_dir / "batches"
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.sqlite")):
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            counts = dict(db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
+            db.close()
+        except sqlite3.Error:
+            continue
+        found.append((meta.get("batch", path.stem), path, counts, meta))
+    return found
