@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from datetime import datetime
@@ -125,7 +124,7 @@ def invalid(field: str, value: Any, message: str) -> Reply:
 def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
         world.calls[f"{request.method} {template.replace(':path', '')}"] += 1
-        wait = world.take_token(time.monotonic())
+        wait = world.take_token(world.rate_clock())
         if wait is not None:
             world.rate_limited += 1
             return fail(world, 429, "RATE_LIMITED", "Too many requests, slow down",
@@ -147,8 +146,13 @@ def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable
             response = body if isinstance(body, Response) else ok(world, body)
         except Reply as r:
             response = fail(world, r.status, r.code, r.message, r.details)
-        if request.method == "POST" and response.status_code == 200 and _drop_now(world):
-            return DroppedResponse()
+        if request.method == "POST" and response.status_code == 200:
+            if _drop_now(world):
+                return DroppedResponse()
+            if faults.slow_next > 0:
+                faults.slow_next -= 1
+                world.faults_injected["slow"] += 1
+                await anyio.sleep(faults.slow_seconds)
         if faults.latency:
             await anyio.sleep(faults.latency)
         return response

@@ -8,6 +8,8 @@ applies what has happened since the last request (refund credits, ledger lines) 
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 import itertools
 import random
 import secrets
@@ -40,6 +42,8 @@ class Faults:
     fail_next: int = 0  # the next N API requests are answered 503 before any work
     drop_rate: float = 0.0  # share of POSTs committed, then the connection dropped
     drop_next: int = 0  # the next N POSTs are committed, then the connection dropped
+    slow_next: int = 0  # the next N POSTs are committed, then answered after `slow_seconds`
+    slow_seconds: float = 5.0
     ref_dedup: bool = True  # False: a reused ref creates a second order (a detector for tests)
     seed: int = 0
 
@@ -77,6 +81,8 @@ class World:
     keys: dict[str, ApiKey] = field(default_factory=dict)
     rate_limit: float | None = None  # requests per second, token bucket of that many
     faults: Faults = field(default_factory=Faults)
+    #: the rate limit's time: real seconds by default (clients pace themselves in real time)
+    rate_clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         if not self.keys:
