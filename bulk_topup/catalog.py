@@ -82,10 +82,16 @@ def _encode(part: str, value: Any) -> Any:
     return [asdict(v) for v in value.values()]
 
 
-async def load_catalog(client: OneClickClient | None, state_dir: Path, api_url: str, *,
-                       parts: tuple[str, ...] = ("plans", "internet", "gift"),
-                       gift_products: set[str] | None = None, refresh: bool = False,
-                       now: float | None = None) -> Catalog:  # fmt: skip
+async def load_catalog(
+    client: OneClickClient | None,
+    state_dir: Path,
+    api_url: str,
+    *,
+    parts: tuple[str, ...] = ("plans", "internet", "gift"),
+    gift_products: set[str] | None = None,
+    refresh: bool = False,
+    now: float | None = None,
+) -> Catalog:
     """Fresh parts from the cache, the rest from the API, the API's failures from any cache.
 
     `gift_products` names the products whose types (and stock) are needed; None means all.
@@ -131,12 +137,14 @@ async def load_catalog(client: OneClickClient | None, state_dir: Path, api_url: 
 
 
 def _attr(part: str) -> str:
-    return {"plans": "plans", "internet": "internet", "gift": "gifts",
-            "gift_types": "gift_types"}[part]  # fmt: skip
+    return {"plans": "plans", "internet": "internet", "gift": "gifts", "gift_types": "gift_types"}[
+        part
+    ]
 
 
-async def _fetch(client: OneClickClient, part: str, catalog: Catalog,
-                 gift_products: set[str] | None) -> Any:  # fmt: skip
+async def _fetch(
+    client: OneClickClient, part: str, catalog: Catalog, gift_products: set[str] | None
+) -> Any:
     if part == "plans":
         return {p.code: p for p in await client.mobile_plans()}
     if part == "internet":

@@ -45,21 +45,46 @@ def handle_errors(fn: F) -> F:
 def api_options(fn: F) -> F:
     """The options every command that talks to the API shares."""
     options = [
-        click.option("--api-url", envvar="ONECLICK_API_URL", default=None,
-                     help="API base URL [env ONECLICK_API_URL; default https://api.oneclickdz.com]."),
-        click.option("--api-key-file", type=click.Path(dir_okay=False), default=None,
-                     help="File holding the API key (else env ONECLICK_API_KEY)."),
-        click.option("--emulator", is_flag=True,
-                     help="Use the built-in emulator and its sandbox key (for trying things out)."),
-        click.option("--emulator-speed", type=click.FloatRange(min=0.01), default=1.0,
-                     show_default=True, help="With --emulator: how much faster its clock runs."),
-        click.option("--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=None,
-                     help="Where journals and caches live [env BULK_TOPUP_STATE_DIR; "
-                          "default ./.bulk-topup]."),
-        click.option("--clock-speed", type=click.FloatRange(min=0.01), default=None, hidden=True,
-                     envvar="BULK_TOPUP_CLOCK_SPEED",
-                     help="Compress the runner's waits (for drills against a fast emulator)."),
-    ]  # fmt: skip
+        click.option(
+            "--api-url",
+            envvar="ONECLICK_API_URL",
+            default=None,
+            help="API base URL [env ONECLICK_API_URL; default https://api.oneclickdz.com].",
+        ),
+        click.option(
+            "--api-key-file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="File holding the API key (else env ONECLICK_API_KEY).",
+        ),
+        click.option(
+            "--emulator",
+            is_flag=True,
+            help="Use the built-in emulator and its sandbox key (for trying things out).",
+        ),
+        click.option(
+            "--emulator-speed",
+            type=click.FloatRange(min=0.01),
+            default=1.0,
+            show_default=True,
+            help="With --emulator: how much faster its clock runs.",
+        ),
+        click.option(
+            "--state-dir",
+            envvar="BULK_TOPUP_STATE_DIR",
+            default=None,
+            help="Where journals and caches live [env BULK_TOPUP_STATE_DIR; "
+            "default ./.bulk-topup].",
+        ),
+        click.option(
+            "--clock-speed",
+            type=click.FloatRange(min=0.01),
+            default=None,
+            hidden=True,
+            envvar="BULK_TOPUP_CLOCK_SPEED",
+            help="Compress the runner's waits (for drills against a fast emulator).",
+        ),
+    ]
     for option in reversed(options):
         fn = option(fn)
     return fn
@@ -68,10 +93,14 @@ def api_options(fn: F) -> F:
 def make_settings(kw: dict[str, Any]) -> Any:
     from .config import settings
 
-    return settings(api_url=kw.pop("api_url"), key_file=kw.pop("api_key_file"),
-                    state_dir=kw.pop("state_dir"), emulator=kw.pop("emulator"),
-                    emulator_speed=kw.pop("emulator_speed"),
-                    clock_speed=kw.pop("clock_speed"))  # fmt: skip
+    return settings(
+        api_url=kw.pop("api_url"),
+        key_file=kw.pop("api_key_file"),
+        state_dir=kw.pop("state_dir"),
+        emulator=kw.pop("emulator"),
+        emulator_speed=kw.pop("emulator_speed"),
+        clock_speed=kw.pop("clock_speed"),
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,31 +109,67 @@ def main() -> None:
     """Turn an order sheet (CSV or Excel) into paid OneClickDz top-ups, never paying twice."""
 
 
-# --- emulator -----------------------------------------------------------------------------------
+# --- emulator ------------------------------------------------------------------------------------
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--speed", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="How much faster than real time the provider's clock runs.")
-@click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
-              help="Requests per second before answering 429 with Retry-After.")
-@click.option("--balance", type=float, default=500_000.0, show_default=True,
-              help="The account balance in DZD.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="How much faster than real time the provider's clock runs.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Requests per second before answering 429 with Retry-After.",
+)
+@click.option(
+    "--balance",
+    type=float,
+    default=500_000.0,
+    show_default=True,
+    help="The account balance in DZD.",
+)
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of requests answered 500/503 before any work.")
-@click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0,
-              help="Share of POSTs committed, then dropped without an answer.")
-@click.option("--no-ref-dedup", is_flag=True,
-              help="Let a reused ref create a second order (to prove a client never resends).")
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of requests answered 500/503 before any work.",
+)
+@click.option(
+    "--drop-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of POSTs committed, then dropped without an answer.",
+)
+@click.option(
+    "--no-ref-dedup",
+    is_flag=True,
+    help="Let a reused ref create a second order (to prove a client never resends).",
+)
 @click.option("--production-key", default=None, help="Also accept this key, typed PRODUCTION.")
 @click.option("--read-only-key", default=None, help="Also accept this key, READ-ONLY.")
 @click.option("--seed", type=int, default=0, help="Seed of the fault dice.")
-def emulator(host: str, port: int, speed: float, rate_limit: float | None, balance: float,
-             latency: float, error_rate: float, drop_rate: float, no_ref_dedup: bool,
-             production_key: str | None, read_only_key: str | None, seed: int) -> None:  # fmt: skip
+def emulator(
+    host: str,
+    port: int,
+    speed: float,
+    rate_limit: float | None,
+    balance: float,
+    latency: float,
+    error_rate: float,
+    drop_rate: float,
+    no_ref_dedup: bool,
+    production_key: str | None,
+    read_only_key: str | None,
+    seed: int,
+) -> None:
     """Serve the OneClickDz API emulator over HTTP (uvicorn)."""
     import uvicorn
 
@@ -116,19 +181,27 @@ def emulator(host: str, port: int, speed: float, rate_limit: float | None, balan
         keys[production_key] = ApiKey(production_key, "PRODUCTION")
     if read_only_key:
         keys[read_only_key] = ApiKey(read_only_key, "SANDBOX", "READ-ONLY")
-    faults = Faults(latency=latency, error_rate=error_rate, drop_rate=drop_rate,
-                    ref_dedup=not no_ref_dedup, seed=seed)  # fmt: skip
-    world = World(clock=SystemClock(speed), balance=balance, keys=keys, rate_limit=rate_limit,
-                  faults=faults)  # fmt: skip
-    click.echo(f"OneClickDz v3 emulator on http://{host}:{port}  (speed x{speed:g}, "
-               f"rate limit {rate_limit or 'none'}, balance {balance:,.2f} DZD)")  # fmt: skip
+    faults = Faults(
+        latency=latency,
+        error_rate=error_rate,
+        drop_rate=drop_rate,
+        ref_dedup=not no_ref_dedup,
+        seed=seed,
+    )
+    world = World(
+        clock=SystemClock(speed), balance=balance, keys=keys, rate_limit=rate_limit, faults=faults
+    )
+    click.echo(
+        f"OneClickDz v3 emulator on http://{host}:{port}  (speed x{speed:g}, "
+        f"rate limit {rate_limit or 'none'}, balance {balance:,.2f} DZD)"
+    )
     click.echo(f"accepted key: {SANDBOX_KEY}  (header X-Access-Token)")
     click.echo("admin: GET /__emulator/stats, POST /__emulator/faults, /__emulator/reset")
     sys.stdout.flush()
     uvicorn.run(create_app(world), host=host, port=port, log_level="warning")
 
 
-# --- validate, catalog, template ------------------------------------------------------------------
+# --- validate, catalog, template -----------------------------------------------------------------
 
 
 def _run(coro: Any) -> Any:
@@ -143,14 +216,21 @@ def _run(coro: Any) -> Any:
 @main.command()
 @click.argument("sheet", type=click.Path(dir_okay=False))
 @click.option("--sheet", "sheet_name", default=None, help="The sheet to read (default: the first).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--batch", default=None, help="Batch key the refs are made for (default: file name).")
 @click.option("--allow-duplicates", is_flag=True, help="The same order twice is meant, not a slip.")
 @api_options
 @handle_errors
-def validate(sheet: str, sheet_name: str | None, fmt: str, batch: str | None,
-             allow_duplicates: bool, **kw: Any) -> None:  # fmt: skip
+def validate(
+    sheet: str,
+    sheet_name: str | None,
+    fmt: str,
+    batch: str | None,
+    allow_duplicates: bool,
+    **kw: Any,
+) -> None:
     """Check every row of SHEET and summarise it; nothing is sent, nothing is paid."""
     import json
     from pathlib import Path
@@ -161,10 +241,15 @@ def validate(sheet: str, sheet_name: str | None, fmt: str, batch: str | None,
 
     async def go() -> Any:
         async with settings.client() as client:
-            return await validate_sheet(sheet, batch=batch or Path(sheet).stem, client=client,
-                                        state_dir=settings.state_dir, api_url=settings.api_url,
-                                        sheet_name=sheet_name,
-                                        allow_duplicates=allow_duplicates)  # fmt: skip
+            return await validate_sheet(
+                sheet,
+                batch=batch or Path(sheet).stem,
+                client=client,
+                state_dir=settings.state_dir,
+                api_url=settings.api_url,
+                sheet_name=sheet_name,
+                allow_duplicates=allow_duplicates,
+            )
 
     read, result = _run(go())
     if fmt == "json":
@@ -177,13 +262,23 @@ def validate(sheet: str, sheet_name: str | None, fmt: str, batch: str | None,
 def validation_json(result: Any) -> dict[str, Any]:
     rows = []
     for o in result.orders:
-        rows.append({
-            "row": o.row, "kind": o.kind, "valid": o.valid, "ref": o.ref or None,
-            "errors": [{"column": p.column, "message": p.message} for p in o.errors],
-            "warnings": [{"column": p.column, "message": p.message} for p in o.warnings],
-            "order": {**o.payload(), "face_value": o.face_value, "cost": o.cost,
-                      "operator": o.operator or None, "label": o.label or None},
-        })  # fmt: skip
+        rows.append(
+            {
+                "row": o.row,
+                "kind": o.kind,
+                "valid": o.valid,
+                "ref": o.ref or None,
+                "errors": [{"column": p.column, "message": p.message} for p in o.errors],
+                "warnings": [{"column": p.column, "message": p.message} for p in o.warnings],
+                "order": {
+                    **o.payload(),
+                    "face_value": o.face_value,
+                    "cost": o.cost,
+                    "operator": o.operator or None,
+                    "label": o.label or None,
+                },
+            }
+        )
     return {"rows": rows, "summary": {**result.summary, "catalog_notes": result.catalog_notes}}
 
 
@@ -200,13 +295,20 @@ def print_validation(sheet: Any, result: Any) -> None:
         click.secho(f"warning {p}", fg="yellow")
     s = result.summary
     click.echo("")
-    kinds = ", ".join(f"{k} {v['valid']} valid / {v['invalid']} invalid"
-                      for k, v in s["per_kind"].items() if v["valid"] or v["invalid"])  # fmt: skip
+    kinds = ", ".join(
+        f"{k} {v['valid']} valid / {v['invalid']} invalid"
+        for k, v in s["per_kind"].items()
+        if v["valid"] or v["invalid"]
+    )
     click.echo(f"rows: {s['rows']} ({kinds or 'none'})")
     for key, entry in s["per_product"].items():
-        click.echo(f"  {key:<48} {entry['rows']:>6} rows {entry['face_value']:>14,.2f} DA "
-                   f"face  {entry['cost']:>14,.2f} DA cost")  # fmt: skip
-    click.echo(f"total of valid rows: {s['face_value']:,.2f} DA face value, {s['cost']:,.2f} DA cost")
+        click.echo(
+            f"  {key:<48} {entry['rows']:>6} rows {entry['face_value']:>14,.2f} DA "
+            f"face  {entry['cost']:>14,.2f} DA cost"
+        )
+    click.echo(
+        f"total of valid rows: {s['face_value']:,.2f} DA face value, {s['cost']:,.2f} DA cost"
+    )
     if s["duplicates"]:
         click.echo(f"duplicates: {len(s['duplicates'])} rows repeat an earlier row")
     verdict = "every row is valid" if not errors else f"{s['invalid']} invalid rows, nothing sent"
@@ -215,8 +317,9 @@ def print_validation(sheet: Any, result: Any) -> None:
 
 @main.command()
 @click.argument("what", type=click.Choice(["mobile", "internet", "gift", "all"]), default="all")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--refresh", is_flag=True, help="Fetch again even when the cache is fresh.")
 @api_options
 @handle_errors
@@ -228,18 +331,25 @@ def catalog(what: str, fmt: str, refresh: bool, **kw: Any) -> None:
     from .catalog import load_catalog
 
     settings = make_settings(kw)
-    parts = {"mobile": ("plans",), "internet": ("internet",), "gift": ("gift",),
-             "all": ("plans", "internet", "gift")}[what]  # fmt: skip
+    parts = {
+        "mobile": ("plans",),
+        "internet": ("internet",),
+        "gift": ("gift",),
+        "all": ("plans", "internet", "gift"),
+    }[what]
 
     async def go() -> Any:
         async with settings.client() as client:
-            return await load_catalog(client, settings.state_dir, settings.api_url, parts=parts,
-                                      refresh=refresh)  # fmt: skip
+            return await load_catalog(
+                client, settings.state_dir, settings.api_url, parts=parts, refresh=refresh
+            )
 
     cat = _run(go())
     if cat.missing:
-        fail(f"the API could not be reached and nothing is cached for: {', '.join(cat.missing)}",
-             EXIT_NOT_FINAL)  # fmt: skip
+        fail(
+            f"the API could not be reached and nothing is cached for: {', '.join(cat.missing)}",
+            EXIT_NOT_FINAL,
+        )
     if fmt == "json":
         out: dict[str, Any] = {}
         if "plans" in parts:
@@ -247,8 +357,10 @@ def catalog(what: str, fmt: str, refresh: bool, **kw: Any) -> None:
         if "internet" in parts:
             out["internet"] = {k: [asdict(p) for p in v] for k, v in cat.internet.items()}
         if "gift" in parts:
-            out["gift"] = [{**asdict(p), "types": [asdict(t) for t in cat.gift_types.get(p.id, [])]}
-                           for p in cat.gifts.values()]  # fmt: skip
+            out["gift"] = [
+                {**asdict(p), "types": [asdict(t) for t in cat.gift_types.get(p.id, [])]}
+                for p in cat.gifts.values()
+            ]
         click.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     for note in cat.stale:
@@ -294,8 +406,9 @@ def template(out: str, **kw: Any) -> None:
     write_template(out, cat)
     click.echo(f"wrote {out}: fill one row per order, then run: bulk-topup validate {out}")
     if cat.missing:
-        click.secho(f"note: no catalog for {', '.join(cat.missing)}: those lists are empty",
-                    fg="yellow")  # fmt: skip
+        click.secho(
+            f"note: no catalog for {', '.join(cat.missing)}: those lists are empty", fg="yellow"
+        )
 
 
 # --- run, resume, reconcile, status, report, batches ---------------------------------------------
@@ -316,10 +429,12 @@ class Progress:
         if self.tty:
             from tqdm import tqdm
 
-            self.sent = tqdm(total=to_send, desc="sent   ", unit="row", file=sys.stderr,
-                             dynamic_ncols=True)  # fmt: skip
-            self.settled = tqdm(total=to_settle, desc="settled", unit="row", file=sys.stderr,
-                                dynamic_ncols=True)  # fmt: skip
+            self.sent = tqdm(
+                total=to_send, desc="sent   ", unit="row", file=sys.stderr, dynamic_ncols=True
+            )
+            self.settled = tqdm(
+                total=to_settle, desc="settled", unit="row", file=sys.stderr, dynamic_ncols=True
+            )
             self.bars = [self.sent, self.settled]
 
     def __call__(self, event: str, row: Any) -> None:
@@ -343,28 +458,50 @@ class Progress:
 
 def run_options(fn: F) -> F:
     options = [
-        click.option("--out", type=click.Path(dir_okay=False), default=None,
-                     help="Results file (default: <sheet>-<batch>-results.xlsx next to the sheet)."),
-        click.option("--rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-                     help="API calls per second, all calls together; never exceeded."),
-        click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
-                     help="Rows in flight at once."),
+        click.option(
+            "--out",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Results file (default: <sheet>-<batch>-results.xlsx next to the sheet).",
+        ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0.1),
+            default=10.0,
+            show_default=True,
+            help="API calls per second, all calls together; never exceeded.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=8,
+            show_default=True,
+            help="Rows in flight at once.",
+        ),
         click.option("--yes", is_flag=True, help="Do not ask for confirmation (for cron)."),
-        click.option("--resend-uncertain-gifts", is_flag=True,
-                     help="Resend a gift order whose outcome is unknown and that the provider's "
-                          "list does not show (gift orders have no ref: this may pay twice)."),
-    ]  # fmt: skip
+        click.option(
+            "--resend-uncertain-gifts",
+            is_flag=True,
+            help="Resend a gift order whose outcome is unknown and that the provider's "
+            "list does not show (gift orders have no ref: this may pay twice).",
+        ),
+    ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _options(rate: float, concurrency: int, max_total: float | None,
-             resend_uncertain_gifts: bool) -> Any:  # fmt: skip
+def _options(
+    rate: float, concurrency: int, max_total: float | None, resend_uncertain_gifts: bool
+) -> Any:
     from .runner import RunOptions
 
-    return RunOptions(rate=rate, concurrency=concurrency, max_total=max_total,
-                      resend_uncertain_gifts=resend_uncertain_gifts)  # fmt: skip
+    return RunOptions(
+        rate=rate,
+        concurrency=concurrency,
+        max_total=max_total,
+        resend_uncertain_gifts=resend_uncertain_gifts,
+    )
 
 
 def _confirm(pre: Any, yes: bool, what: str) -> None:
@@ -373,15 +510,18 @@ def _confirm(pre: Any, yes: bool, what: str) -> None:
     env = pre.key_type or "unknown"
     colour = "red" if env == "PRODUCTION" else "cyan"
     click.secho(f"environment: {env} key ({pre.key_scope})", fg=colour, bold=True)
-    click.echo(f"to send: {pre.rows} rows, {pre.face_value:,.2f} DA face value, "
-               f"{pre.cost:,.2f} DA estimated cost; balance {pre.balance:,.2f} DA"
-               + (f"; {pre.already_done} rows already handled in this batch"
-                  if pre.already_done else ""))  # fmt: skip
+    click.echo(
+        f"to send: {pre.rows} rows, {pre.face_value:,.2f} DA face value, "
+        f"{pre.cost:,.2f} DA estimated cost; balance {pre.balance:,.2f} DA"
+        + (f"; {pre.already_done} rows already handled in this batch" if pre.already_done else "")
+    )
     if pre.rows == 0 or yes:
         return
     if not sys.stdin.isatty():
-        raise RefusedError(f"{what} needs a confirmation and there is no terminal to ask on; "
-                           f"pass --yes to run unattended (cron); nothing was sent")  # fmt: skip
+        raise RefusedError(
+            f"{what} needs a confirmation and there is no terminal to ask on; "
+            f"pass --yes to run unattended (cron); nothing was sent"
+        )
     if not click.confirm(f"Send these {pre.rows} top-ups?", default=False):
         raise RefusedError("not confirmed; nothing was sent")
 
@@ -399,8 +539,10 @@ async def _with_signals(runner: Any, coro: Any) -> Any:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     name = signal.Signals(signum).name
-                    click.echo(f"\n{name}: stopping: no new rows; rows in flight settle into "
-                               f"the journal", err=True)  # fmt: skip
+                    click.echo(
+                        f"\n{name}: stopping: no new rows; rows in flight settle into the journal",
+                        err=True,
+                    )
                     runner.request_stop(f"interrupted ({name})")
         except (ValueError, NotImplementedError):  # not the main thread: no signal handling
             await anyio.sleep_forever()
@@ -412,17 +554,33 @@ async def _with_signals(runner: Any, coro: Any) -> Any:
     return result[0]
 
 
-def _report_and_exit(journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any,
-                     emulated: bool) -> None:  # fmt: skip
+def _report_and_exit(
+    journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any, emulated: bool
+) -> None:
     from .report import write_results
 
-    path = write_results(journal, out, "xlsx" if str(out).endswith(".xlsx") else
-                         "json" if str(out).endswith(".json") else "csv")  # fmt: skip
+    path = write_results(
+        journal,
+        out,
+        "xlsx" if str(out).endswith(".xlsx") else "json" if str(out).endswith(".json") else "csv",
+    )
     counts = outcome.counts
     click.echo("")
     click.echo("rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    click.echo(f"API calls: {outcome.api_calls}" + (f", rate limited {outcome.rate_limited}x"
-                                                   if outcome.rate_limited else ""))  # fmt: skip
+    click.echo(
+        f"API calls: {outcome.api_calls}"
+        + (f", rate limited {outcome.rate_limited}x" if outcome.rate_limited else "")
+    )
+    cards = [(r.sheet_row, c.get("value", "")) for r in journal.rows() for c in r.cards]
+    if cards:
+        from .client import mask
+
+        shown = ", ".join(f"row {row}: {mask(code)}" for row, code in cards[:5])
+        more = f" and {len(cards) - 5} more" if len(cards) > 5 else ""
+        click.echo(
+            f"gift cards delivered: {len(cards)} ({shown}{more}); the codes are in the "
+            f"results file only"
+        )
     click.echo(f"results: {path}")
     if outcome.stop_reason:
         click.secho(f"stopped: {outcome.stop_reason}", fg="yellow")
@@ -430,12 +588,16 @@ def _report_and_exit(journal: Any, outcome: Any, out: Any, batch: str, state_dir
     if code == EXIT_NOT_FINAL:
         extra = f" --state-dir {state_dir}" if str(state_dir) != ".bulk-topup" else ""
         extra += " --emulator" if emulated else ""
-        click.secho(f"some rows are not final yet; continue with:\n  bulk-topup resume --batch "
-                    f"{batch}{extra}\n  (or later: bulk-topup reconcile --batch {batch}{extra})",
-                    fg="yellow")  # fmt: skip
+        click.secho(
+            f"some rows are not final yet; continue with:\n  bulk-topup resume --batch "
+            f"{batch}{extra}\n  (or later: bulk-topup reconcile --batch {batch}{extra})",
+            fg="yellow",
+        )
     elif code == EXIT_FAILED_ROWS:
-        click.secho("finished; some rows failed: see 'Needs attention' and 'Retry' in the results",
-                    fg="yellow")  # fmt: skip
+        click.secho(
+            "finished; some rows failed: see 'Needs attention' and 'Retry' in the results",
+            fg="yellow",
+        )
     elif code == EXIT_OK:
         click.secho("finished: every row fulfilled", fg="green")
     sys.exit(code)
@@ -443,20 +605,39 @@ def _report_and_exit(journal: Any, outcome: Any, out: Any, batch: str, state_dir
 
 @main.command()
 @click.argument("sheet", type=click.Path(dir_okay=False))
-@click.option("--batch", required=True,
-              help="Batch key, e.g. payroll-2026-11: the same key resumes, never resends.")
+@click.option(
+    "--batch",
+    required=True,
+    help="Batch key, e.g. payroll-2026-11: the same key resumes, never resends.",
+)
 @click.option("--sheet", "sheet_name", default=None, help="The sheet to read (default: the first).")
 @click.option("--dry-run", is_flag=True, help="Validate and check balance and key; send nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Send the valid rows even if some are invalid.")
 @click.option("--allow-duplicates", is_flag=True, help="The same order twice is meant, not a slip.")
-@click.option("--max-total", type=click.FloatRange(min=0), default=None,
-              help="Refuse to start if this run's face value exceeds this many DA.")
+@click.option(
+    "--max-total",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Refuse to start if this run's face value exceeds this many DA.",
+)
 @run_options
 @api_options
 @handle_errors
-def run(sheet: str, batch: str, sheet_name: str | None, dry_run: bool, skip_invalid: bool,
-        allow_duplicates: bool, max_total: float | None, out: str | None, rate: float,
-        concurrency: int, yes: bool, resend_uncertain_gifts: bool, **kw: Any) -> None:  # fmt: skip
+def run(
+    sheet: str,
+    batch: str,
+    sheet_name: str | None,
+    dry_run: bool,
+    skip_invalid: bool,
+    allow_duplicates: bool,
+    max_total: float | None,
+    out: str | None,
+    rate: float,
+    concurrency: int,
+    yes: bool,
+    resend_uncertain_gifts: bool,
+    **kw: Any,
+) -> None:
     """Validate SHEET, confirm, submit, poll to the end and write the results."""
     import hashlib
     import json
@@ -485,27 +666,43 @@ def run(sheet: str, batch: str, sheet_name: str | None, dry_run: bool, skip_inva
             throttle = AdaptiveThrottle(options.rate)
             async with settings.client(throttle=throttle) as client:
                 read, validation = await validate_sheet(
-                    sheet, batch=batch, client=client, state_dir=settings.state_dir,
-                    api_url=settings.api_url, sheet_name=sheet_name,
-                    allow_duplicates=allow_duplicates)  # fmt: skip
+                    sheet,
+                    batch=batch,
+                    client=client,
+                    state_dir=settings.state_dir,
+                    api_url=settings.api_url,
+                    sheet_name=sheet_name,
+                    allow_duplicates=allow_duplicates,
+                )
                 if validation.invalid:
                     print_validation(read, validation)
                     if not skip_invalid:
-                        raise InvalidRowsError(f"{len(validation.invalid)} invalid rows; nothing "
-                                               f"was sent (fix them, or pass --skip-invalid)")
+                        raise InvalidRowsError(
+                            f"{len(validation.invalid)} invalid rows; nothing "
+                            f"was sent (fix them, or pass --skip-invalid)"
+                        )
                 journal.sync_orders(validation.orders, skip_invalid=skip_invalid)
                 digest = hashlib.sha256(Path(sheet).read_bytes()).hexdigest()[:16]
-                journal.set_meta(sheet=str(Path(sheet).resolve()), fingerprint=digest,
-                                 sheet_name=read.name or None, out=str(result_path.resolve()),
-                                 api_url=settings.api_url,
-                                 headers=json.dumps(dict(zip(read.columns, read.headers,
-                                                             strict=True)),
-                                                    ensure_ascii=False))  # fmt: skip
+                journal.set_meta(
+                    sheet=str(Path(sheet).resolve()),
+                    fingerprint=digest,
+                    sheet_name=read.name or None,
+                    out=str(result_path.resolve()),
+                    api_url=settings.api_url,
+                    headers=json.dumps(
+                        dict(zip(read.columns, read.headers, strict=True)), ensure_ascii=False
+                    ),
+                )
                 runner = Runner(journal, client, settings.clock, options)
                 pre = await runner.preflight()
                 _confirm(pre, yes, "run")
-                open_rows = len([r for r in journal.rows() if r.state.value in
-                                 ("SUBMITTED", "SENDING", "UNCERTAIN")])  # fmt: skip
+                open_rows = len(
+                    [
+                        r
+                        for r in journal.rows()
+                        if r.state.value in ("SUBMITTED", "SENDING", "UNCERTAIN")
+                    ]
+                )
                 progress = Progress(pre.rows, pre.rows + open_rows)
                 runner.progress = progress
                 try:
@@ -514,8 +711,9 @@ def run(sheet: str, batch: str, sheet_name: str | None, dry_run: bool, skip_inva
                     progress.close()
 
         outcome = _run(go())
-        _report_and_exit(journal, outcome, result_path, batch, settings.state_dir,
-                         settings.emulated)  # fmt: skip
+        _report_and_exit(
+            journal, outcome, result_path, batch, settings.state_dir, settings.emulated
+        )
     finally:
         empty = created and not journal.rows()
         journal.close()
@@ -524,17 +722,29 @@ def run(sheet: str, batch: str, sheet_name: str | None, dry_run: bool, skip_inva
                 Path(str(journal.path) + suffix).unlink(missing_ok=True)
 
 
-def _dry_run(settings: Any, sheet: str, batch: str, sheet_name: str | None,
-             allow_duplicates: bool, skip_invalid: bool, options: Any) -> None:  # fmt: skip
+def _dry_run(
+    settings: Any,
+    sheet: str,
+    batch: str,
+    sheet_name: str | None,
+    allow_duplicates: bool,
+    skip_invalid: bool,
+    options: Any,
+) -> None:
     from .errors import RefusedError
     from .plan import validate_sheet
 
     async def go() -> Any:
         async with settings.client() as client:
             read, validation = await validate_sheet(
-                sheet, batch=batch, client=client, state_dir=settings.state_dir,
-                api_url=settings.api_url, sheet_name=sheet_name,
-                allow_duplicates=allow_duplicates)  # fmt: skip
+                sheet,
+                batch=batch,
+                client=client,
+                state_dir=settings.state_dir,
+                api_url=settings.api_url,
+                sheet_name=sheet_name,
+                allow_duplicates=allow_duplicates,
+            )
             key = await client.validate_key()
             return read, validation, key, await client.balance()
 
@@ -544,8 +754,10 @@ def _dry_run(settings: Any, sheet: str, batch: str, sheet_name: str | None,
         sys.exit(EXIT_INVALID)
     cost = validation.summary["cost"]
     face = validation.summary["face_value"]
-    click.echo(f"dry run: {key.type} key ({key.scope}); balance {balance:,.2f} DA; would send "
-               f"{len(validation.valid)} rows, {face:,.2f} DA face value, {cost:,.2f} DA cost")
+    click.echo(
+        f"dry run: {key.type} key ({key.scope}); balance {balance:,.2f} DA; would send "
+        f"{len(validation.valid)} rows, {face:,.2f} DA face value, {cost:,.2f} DA cost"
+    )
     if key.scope != "READ-WRITE":
         raise RefusedError(f"this API key is {key.scope}: it can look but not buy")
     if cost > balance:
@@ -560,8 +772,15 @@ def _dry_run(settings: Any, sheet: str, batch: str, sheet_name: str | None,
 @run_options
 @api_options
 @handle_errors
-def resume(batch: str, out: str | None, rate: float, concurrency: int, yes: bool,
-           resend_uncertain_gifts: bool, **kw: Any) -> None:  # fmt: skip
+def resume(
+    batch: str,
+    out: str | None,
+    rate: float,
+    concurrency: int,
+    yes: bool,
+    resend_uncertain_gifts: bool,
+    **kw: Any,
+) -> None:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
     from pathlib import Path
 
@@ -572,8 +791,9 @@ def resume(batch: str, out: str | None, rate: float, concurrency: int, yes: bool
 
     settings = make_settings(kw)
     options = _options(rate, concurrency, None, resend_uncertain_gifts)
-    journal = open_batch(settings.state_dir, batch, now=lambda: iso(settings.clock.wall()),
-                         create=False)  # fmt: skip
+    journal = open_batch(
+        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
+    )
     try:
         result_path = Path(out or journal.get_meta("out") or default_path(None, batch))
 
@@ -590,8 +810,9 @@ def resume(batch: str, out: str | None, rate: float, concurrency: int, yes: bool
                     progress.close()
 
         outcome = _run(go())
-        _report_and_exit(journal, outcome, result_path, batch, settings.state_dir,
-                         settings.emulated)  # fmt: skip
+        _report_and_exit(
+            journal, outcome, result_path, batch, settings.state_dir, settings.emulated
+        )
     finally:
         journal.close()
 
@@ -619,8 +840,9 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
     codes = []
     for key in keys:
         try:
-            journal = open_batch(settings.state_dir, key, now=lambda: iso(settings.clock.wall()),
-                                 create=False)  # fmt: skip
+            journal = open_batch(
+                settings.state_dir, key, now=lambda: iso(settings.clock.wall()), create=False
+            )
         except BatchLockedError as e:
             click.secho(f"{key}: skipped: {e.message}", fg="yellow")
             codes.append(EXIT_LOCKED)
@@ -629,8 +851,9 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
 
             async def go(journal: Any = journal) -> Any:
                 async with settings.client(throttle=AdaptiveThrottle(rate)) as client:
-                    return await Runner(journal, client, settings.clock,
-                                        RunOptions(rate=rate)).reconcile()  # fmt: skip
+                    return await Runner(
+                        journal, client, settings.clock, RunOptions(rate=rate)
+                    ).reconcile()
 
             outcome = _run(go())
             path = write_results(journal, Path(journal.get_meta("out") or default_path(None, key)))
@@ -644,10 +867,12 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
 
 @main.command()
 @click.option("--batch", required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
+)
 @handle_errors
 def status(batch: str, fmt: str, state_dir: str) -> None:
     """Counts per state of a batch, from its journal (no API call)."""
@@ -661,13 +886,23 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
         counts = journal.counts()
         meta = journal.meta()
     if fmt == "json":
-        click.echo(json.dumps({"batch": batch, "counts": counts, "rows": sum(counts.values()),
-                               "environment": meta.get("environment"),
-                               "finished_at": meta.get("finished_at"),
-                               "exit_code": exit_code_for(counts)}))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "batch": batch,
+                    "counts": counts,
+                    "rows": sum(counts.values()),
+                    "environment": meta.get("environment"),
+                    "finished_at": meta.get("finished_at"),
+                    "exit_code": exit_code_for(counts),
+                }
+            )
+        )
         return
-    click.echo(f"batch {batch}: {sum(counts.values())} rows"
-               + (f" ({meta['environment']})" if meta.get("environment") else ""))  # fmt: skip
+    click.echo(
+        f"batch {batch}: {sum(counts.values())} rows"
+        + (f" ({meta['environment']})" if meta.get("environment") else "")
+    )
     for state, n in sorted(counts.items()):
         click.echo(f"  {state:<17} {n}")
 
@@ -675,10 +910,12 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
 @main.command()
 @click.option("--batch", required=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
-@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default="xlsx",
-              show_default=True)
-@click.option("--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default="xlsx", show_default=True
+)
+@click.option(
+    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
+)
 @handle_errors
 def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
     """Rebuild the results of a batch from its journal (no API call)."""
@@ -698,8 +935,9 @@ def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
 
 
 @main.command()
-@click.option("--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup",
-              show_default=True)
+@click.option(
+    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
+)
 def batches(state_dir: str) -> None:
     """The batches in the state dir, with their counts per state."""
     from pathlib import Path

@@ -64,7 +64,7 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 
 
-# --- typed results ------------------------------------------------------------------------------
+# --- typed results -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class Page(Generic[T]):
     total_results: int
 
 
-# --- parsing ------------------------------------------------------------------------------------
+# --- parsing -------------------------------------------------------------------------------------
 
 
 def _time(value: Any) -> datetime | None:
@@ -201,32 +201,50 @@ def _time(value: Any) -> datetime | None:
 
 
 def _topup(kind: str, d: dict[str, Any]) -> TopupStatus:
-    offers = tuple(Offer(str(o.get("typename", "")), str(o.get("plan_code", "")), o.get("amount"))
-                   for o in d.get("suggested_offers") or [] if isinstance(o, dict))  # fmt: skip
+    offers = tuple(
+        Offer(str(o.get("typename", "")), str(o.get("plan_code", "")), o.get("amount"))
+        for o in d.get("suggested_offers") or []
+        if isinstance(o, dict)
+    )
     if kind == "mobile":
         target, product = str(d.get("MSSIDN", "")), str(d.get("plan_code", ""))
     else:
         target, product = str(d.get("number", "")), str(d.get("type", ""))
     return TopupStatus(
-        kind=kind, id=str(d.get("_id", "")), ref=d.get("ref"), status=str(d.get("status", "")),
-        amount=d.get("topup_amount"), debited=d.get("balance_amount"),
-        created_at=_time(d.get("created_at")), target=target, product=product,
-        refund_message=d.get("refund_message") or None, suggested_offers=offers,
-        card_code=d.get("card_code"), num_trans=d.get("num_trans"),
-    )  # fmt: skip
+        kind=kind,
+        id=str(d.get("_id", "")),
+        ref=d.get("ref"),
+        status=str(d.get("status", "")),
+        amount=d.get("topup_amount"),
+        debited=d.get("balance_amount"),
+        created_at=_time(d.get("created_at")),
+        target=target,
+        product=product,
+        refund_message=d.get("refund_message") or None,
+        suggested_offers=offers,
+        card_code=d.get("card_code"),
+        num_trans=d.get("num_trans"),
+    )
 
 
 def _gift(d: dict[str, Any]) -> GiftOrder:
-    cards = tuple(Card(str(c.get("value", "")), str(c.get("serial", "")))
-                  for c in d.get("cards") or [] if isinstance(c, dict))  # fmt: skip
+    cards = tuple(
+        Card(str(c.get("value", "")), str(c.get("serial", "")))
+        for c in d.get("cards") or []
+        if isinstance(c, dict)
+    )
     return GiftOrder(
-        id=str(d.get("_id", "")), status=str(d.get("status", "")),
-        quantity=int(d.get("quantity") or 0), product=str(d.get("product", "")),
-        type=str(d.get("type", "")), created_at=_time(d.get("time")),
+        id=str(d.get("_id", "")),
+        status=str(d.get("status", "")),
+        quantity=int(d.get("quantity") or 0),
+        product=str(d.get("product", "")),
+        type=str(d.get("type", "")),
+        created_at=_time(d.get("time")),
         fulfilled_quantity=d.get("fulfilled_quantity"),
-        fulfilled_amount=d.get("fulfilled_amount"), price_per_card=d.get("price_per_card"),
+        fulfilled_amount=d.get("fulfilled_amount"),
+        price_per_card=d.get("price_per_card"),
         cards=cards,
-    )  # fmt: skip
+    )
 
 
 _REFUSALS: dict[str, type[ApiRefused]] = {
@@ -275,7 +293,7 @@ class _Wait:
         return wait
 
 
-# --- the client ---------------------------------------------------------------------------------
+# --- the client ----------------------------------------------------------------------------------
 
 
 class OneClickClient:
@@ -302,11 +320,18 @@ class OneClickClient:
         self.throttle = throttle
         self.calls = 0
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, timeout=timeout, limits=limits,
-            headers={"X-Access-Token": api_key, "Accept": "application/json",
-                     "User-Agent": "bulk-topup"},
-            http1=True, http2=False,
-        )  # fmt: skip
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            headers={
+                "X-Access-Token": api_key,
+                "Accept": "application/json",
+                "User-Agent": "bulk-topup",
+            },
+            http1=True,
+            http2=False,
+        )
 
     def __repr__(self) -> str:
         return f"OneClickClient({self.base_url!r})"
@@ -322,10 +347,11 @@ class OneClickClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self._http.__aexit__(*exc)
 
-    # --- transport ----------------------------------------------------------------------------
+    # --- transport -------------------------------------------------------------------------------
 
-    async def _once(self, method: str, path: str, params: dict[str, Any] | None,
-                    body: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    async def _once(
+        self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None
+    ) -> tuple[Any, dict[str, Any]]:
         if self.throttle is not None:
             await self.throttle.acquire()
         self.calls += 1
@@ -334,14 +360,19 @@ class OneClickClient:
             response = await self._http.request(method, path, params=params, json=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             host = urlsplit(self.base_url).netloc
-            raise RequestNotSent(f"could not reach the OneClickDz API at {host} ({what}): "
-                                 f"{type(e).__name__}") from None  # fmt: skip
+            raise RequestNotSent(
+                f"could not reach the OneClickDz API at {host} ({what}): {type(e).__name__}"
+            ) from None
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as e:
-            raise OutcomeUnknown(f"the connection failed before the API's answer to {what} "
-                                 f"arrived ({type(e).__name__})") from None  # fmt: skip
+            raise OutcomeUnknown(
+                f"the connection failed before the API's answer to {what} "
+                f"arrived ({type(e).__name__})"
+            ) from None
         return self._parse(response, method, what)
 
-    def _parse(self, response: httpx.Response, method: str, what: str) -> tuple[Any, dict[str, Any]]:
+    def _parse(
+        self, response: httpx.Response, method: str, what: str
+    ) -> tuple[Any, dict[str, Any]]:
         status = response.status_code
         try:
             payload = response.json()
@@ -353,31 +384,46 @@ class OneClickClient:
             retry_after = _retry_after(response)
             if self.throttle is not None:
                 self.throttle.on_rate_limited(retry_after)
-            raise RateLimited(f"the API asked to slow down ({what})", retry_after=retry_after,
-                              code="RATE_LIMITED", http_status=429,
-                              request_id=request_id)  # fmt: skip
+            raise RateLimited(
+                f"the API asked to slow down ({what})",
+                retry_after=retry_after,
+                code="RATE_LIMITED",
+                http_status=429,
+                request_id=request_id,
+            )
         if not envelope:
-            raise OutcomeUnknown(f"the API answered {what} with HTTP {status} and a body that is "
-                                 f"not its usual answer", request_id=request_id)  # fmt: skip
+            raise OutcomeUnknown(
+                f"the API answered {what} with HTTP {status} and a body that is "
+                f"not its usual answer",
+                request_id=request_id,
+            )
         assert isinstance(payload, dict)
         if payload["success"] and status < 300:
-            meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+            meta: dict[str, Any] = payload["meta"] if isinstance(payload.get("meta"), dict) else {}
             stamp = _time(meta.get("timestamp"))
             if stamp is not None:
                 self.server_skew = stamp - self._wall()
             return payload.get("data"), meta
-        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        error: dict[str, Any] = payload["error"] if isinstance(payload.get("error"), dict) else {}
         code = str(error.get("code") or f"HTTP_{status}")
         message = str(error.get("message") or f"HTTP {status}")
         if status >= 500 and method != "GET":
-            raise OutcomeUnknown(f"the API failed while handling {what} (HTTP {status} {code}); "
-                                 f"the order may exist", request_id=request_id)  # fmt: skip
+            raise OutcomeUnknown(
+                f"the API failed while handling {what} (HTTP {status} {code}); the order may exist",
+                request_id=request_id,
+            )
         cls = _REFUSALS.get(code, ApiRefused)
         details = error.get("details") if isinstance(error.get("details"), dict) else None
         raise cls(message, code=code, http_status=status, details=details, request_id=request_id)
 
-    async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                    body: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
         policy = self._retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts),
@@ -396,20 +442,29 @@ class OneClickClient:
         return (await self._call("GET", path, params=clean or None))[0]
 
     @staticmethod
-    def _window(page: int, page_size: int, since: datetime | None,
-                until: datetime | None) -> dict[str, Any]:  # fmt: skip
+    def _window(
+        page: int, page_size: int, since: datetime | None, until: datetime | None
+    ) -> dict[str, Any]:
         if (since is None) != (until is None):
             raise ValueError("since and until go together")
-        return {"page": page, "pageSize": min(page_size, PAGE_SIZE_MAX),
-                "from": iso(since) if since else None, "to": iso(until) if until else None}
+        return {
+            "page": page,
+            "pageSize": min(page_size, PAGE_SIZE_MAX),
+            "from": iso(since) if since else None,
+            "to": iso(until) if until else None,
+        }
 
     @staticmethod
     def _page(data: dict[str, Any], items: list[T]) -> Page[T]:
         p = data.get("pagination") or {}
-        return Page(items, int(p.get("page", 1)), int(p.get("totalPages", 1)),
-                    int(p.get("totalResults", len(items))))  # fmt: skip
+        return Page(
+            items,
+            int(p.get("page", 1)),
+            int(p.get("totalPages", 1)),
+            int(p.get("totalResults", len(items))),
+        )
 
-    # --- core and account ---------------------------------------------------------------------
+    # --- core and account ------------------------------------------------------------------------
 
     async def ping(self) -> dict[str, Any]:
         return dict(await self._get("/v3/ping"))
@@ -417,35 +472,51 @@ class OneClickClient:
     async def validate_key(self) -> KeyInfo:
         data = await self._get("/v3/validate")
         key = data.get("apiKey") or {}
-        return KeyInfo(str(data.get("username", "")), str(key.get("type", "")),
-                       str(key.get("scope", "")), bool(key.get("isEnabled", True)))  # fmt: skip
+        return KeyInfo(
+            str(data.get("username", "")),
+            str(key.get("type", "")),
+            str(key.get("scope", "")),
+            bool(key.get("isEnabled", True)),
+        )
 
     async def balance(self) -> float:
         return float((await self._get("/v3/account/balance"))["balance"])
 
-    async def transactions(self, page: int = 1, page_size: int = 100,
-                           since: datetime | None = None,
-                           until: datetime | None = None) -> Page[dict[str, Any]]:  # fmt: skip
-        data = await self._get("/v3/account/transactions",
-                               **self._window(page, page_size, since, until))  # fmt: skip
+    async def transactions(
+        self,
+        page: int = 1,
+        page_size: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[dict[str, Any]]:
+        data = await self._get(
+            "/v3/account/transactions", **self._window(page, page_size, since, until)
+        )
         return self._page(data, list(data.get("items") or []))
 
-    # --- mobile ---------------------------------------------------------------------------------
+    # --- mobile ----------------------------------------------------------------------------------
 
     async def mobile_plans(self) -> list[MobilePlan]:
         data = await self._get("/v3/mobile/plans")
         plans = []
         for p in (data.get("dynamicPlans") or []) + (data.get("fixedPlans") or []):
-            plans.append(MobilePlan(
-                code=str(p["code"]), name=str(p.get("name", "")),
-                operator=str(p.get("operator", "")),
-                cost=float(p["cost"]) if p.get("cost") is not None else None,
-                enabled=bool(p.get("isEnabled", True)), min_amount=p.get("min_amount"),
-                max_amount=p.get("max_amount"), amount=p.get("amount")))  # fmt: skip
+            plans.append(
+                MobilePlan(
+                    code=str(p["code"]),
+                    name=str(p.get("name", "")),
+                    operator=str(p.get("operator", "")),
+                    cost=float(p["cost"]) if p.get("cost") is not None else None,
+                    enabled=bool(p.get("isEnabled", True)),
+                    min_amount=p.get("min_amount"),
+                    max_amount=p.get("max_amount"),
+                    amount=p.get("amount"),
+                )
+            )
         return plans
 
-    async def send_mobile(self, *, plan_code: str, msisdn: str, amount: int | None,
-                          ref: str) -> Submitted:  # fmt: skip
+    async def send_mobile(
+        self, *, plan_code: str, msisdn: str, amount: int | None, ref: str
+    ) -> Submitted:
         body: dict[str, Any] = {"plan_code": plan_code, "MSSIDN": msisdn, "ref": ref}
         if amount is not None:
             body["amount"] = amount
@@ -458,18 +529,24 @@ class OneClickClient:
     async def mobile_check_id(self, topup_id: str) -> TopupStatus:
         return _topup("mobile", await self._get(f"/v3/mobile/check-id/{quote(topup_id, safe='')}"))
 
-    async def mobile_list(self, page: int = 1, page_size: int = 100,
-                          since: datetime | None = None,
-                          until: datetime | None = None) -> Page[TopupStatus]:  # fmt: skip
+    async def mobile_list(
+        self,
+        page: int = 1,
+        page_size: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[TopupStatus]:
         data = await self._get("/v3/mobile/list", **self._window(page, page_size, since, until))
         return self._page(data, [_topup("mobile", d) for d in data.get("items") or []])
 
-    # --- internet -------------------------------------------------------------------------------
+    # --- internet --------------------------------------------------------------------------------
 
     async def internet_products(self, kind: str) -> list[InternetProduct]:
         data = await self._get("/v3/internet/products", type=kind)
-        return [InternetProduct(kind, int(p["value"]), float(p["cost"]), bool(p["available"]))
-                for p in data.get("products") or []]  # fmt: skip
+        return [
+            InternetProduct(kind, int(p["value"]), float(p["cost"]), bool(p["available"]))
+            for p in data.get("products") or []
+        ]
 
     async def internet_check_number(self, kind: str, number: str) -> dict[str, Any]:
         return dict(await self._get("/v3/internet/check-number", type=kind, number=number))
@@ -486,26 +563,45 @@ class OneClickClient:
         path = f"/v3/internet/check-id/{quote(topup_id, safe='')}"
         return _topup("internet", await self._get(path))
 
-    async def internet_list(self, page: int = 1, page_size: int = 100,
-                            since: datetime | None = None,
-                            until: datetime | None = None) -> Page[TopupStatus]:  # fmt: skip
+    async def internet_list(
+        self,
+        page: int = 1,
+        page_size: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[TopupStatus]:
         data = await self._get("/v3/internet/list", **self._window(page, page_size, since, until))
         # The documented example names the array `topups`; other lists use `items`.
         items = data.get("topups") if data.get("topups") is not None else data.get("items")
         return self._page(data, [_topup("internet", d) for d in items or []])
 
-    # --- gift cards -----------------------------------------------------------------------------
+    # --- gift cards ------------------------------------------------------------------------------
 
     async def gift_catalog(self) -> list[GiftProduct]:
         data = await self._get("/v3/gift-cards/catalog")
-        return [GiftProduct(str(p["id"]), str(p.get("title", "")), bool(p.get("enabled", True)),
-                            str(c.get("name", "")), p.get("region"))
-                for c in data.get("categories") or [] for p in c.get("products") or []]  # fmt: skip
+        return [
+            GiftProduct(
+                str(p["id"]),
+                str(p.get("title", "")),
+                bool(p.get("enabled", True)),
+                str(c.get("name", "")),
+                p.get("region"),
+            )
+            for c in data.get("categories") or []
+            for p in c.get("products") or []
+        ]
 
     async def gift_check_product(self, product_id: str) -> list[GiftType]:
         data = await self._get(f"/v3/gift-cards/checkProduct/{quote(product_id, safe='')}")
-        return [GiftType(str(t["id"]), str(t.get("name", "")), float(t.get("price", 0)),
-                         int(t.get("quantity", 0))) for t in data.get("types") or []]  # fmt: skip
+        return [
+            GiftType(
+                str(t["id"]),
+                str(t.get("name", "")),
+                float(t.get("price", 0)),
+                int(t.get("quantity", 0)),
+            )
+            for t in data.get("types") or []
+        ]
 
     async def place_gift_order(self, *, product_id: str, type_id: str, quantity: int) -> Submitted:
         body = {"productId": product_id, "typeId": type_id, "quantity": quantity}
@@ -515,9 +611,13 @@ class OneClickClient:
     async def gift_check_order(self, order_id: str) -> GiftOrder:
         return _gift(await self._get(f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"))
 
-    async def gift_list(self, page: int = 1, page_size: int = 100,
-                        since: datetime | None = None,
-                        until: datetime | None = None) -> Page[GiftOrder]:  # fmt: skip
+    async def gift_list(
+        self,
+        page: int = 1,
+        page_size: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[GiftOrder]:
         data = await self._get("/v3/gift-cards/list", **self._window(page, page_size, since, until))
         return self._page(data, [_gift(d) for d in data.get("items") or []])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .client import OneClickClient, RetryPolicy
+from .client import DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
 from .clock import Clock, SystemClock
 from .errors import UsageError
 
@@ -33,13 +33,22 @@ class Settings:
     transport: httpx.AsyncBaseTransport | None = None
     emulated: bool = False
 
-    def client(self, throttle: object | None = None, retry: RetryPolicy | None = None,
-               timeout: httpx.Timeout | None = None) -> OneClickClient:  # fmt: skip
+    def client(
+        self,
+        throttle: Throttle | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> OneClickClient:
         """A fresh API client for this configuration (use it as `async with`)."""
-        kwargs = {"timeout": timeout} if timeout is not None else {}
-        return OneClickClient(self.api_url, self.api_key, transport=self.transport,
-                              throttle=throttle, retry=retry, wall=self.clock.wall,
-                              **kwargs)  # type: ignore[arg-type]
+        return OneClickClient(
+            self.api_url,
+            self.api_key,
+            transport=self.transport,
+            throttle=throttle,
+            retry=retry,
+            timeout=timeout,
+            wall=self.clock.wall,
+        )
 
 
 def read_key(key_file: str | None) -> str:
@@ -55,8 +64,10 @@ def read_key(key_file: str | None) -> str:
         return key
     key = os.environ.get("ONECLICK_API_KEY", "").strip()
     if not key:
-        raise UsageError("no API key: set ONECLICK_API_KEY, pass --api-key-file PATH, "
-                         "or try the built-in emulator with --emulator")  # fmt: skip
+        raise UsageError(
+            "no API key: set ONECLICK_API_KEY, pass --api-key-file PATH, "
+            "or try the built-in emulator with --emulator"
+        )
     return key
 
 
@@ -66,9 +77,15 @@ def key_file_is_private(key_file: str) -> bool:
     return not mode & (stat.S_IRWXG | stat.S_IRWXO)
 
 
-def settings(*, api_url: str | None, key_file: str | None, state_dir: str | None,
-             emulator: bool, emulator_speed: float = 1.0,
-             clock_speed: float | None = None) -> Settings:  # fmt: skip
+def settings(
+    *,
+    api_url: str | None,
+    key_file: str | None,
+    state_dir: str | None,
+    emulator: bool,
+    emulator_speed: float = 1.0,
+    clock_speed: float | None = None,
+) -> Settings:
     """Build the settings of one command from its options and the environment."""
     state = Path(state_dir or os.environ.get("BULK_TOPUP_STATE_DIR") or DEFAULT_STATE_DIR)
     if emulator:

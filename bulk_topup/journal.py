@@ -52,8 +52,11 @@ S = RowState
 FINAL = frozenset({S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED, S.REJECTED, S.INVALID})
 FAILED = frozenset({S.REFUNDED, S.REJECTED, S.PARTIALLY_FILLED, S.INVALID})
 PARKED = frozenset({S.UNKNOWN_ERROR, S.QUEUED, S.UNCERTAIN})
-PROVIDER_FINAL = {"FULFILLED": S.FULFILLED, "REFUNDED": S.REFUNDED,
-                  "PARTIALLY_FILLED": S.PARTIALLY_FILLED}  # fmt: skip
+PROVIDER_FINAL = {
+    "FULFILLED": S.FULFILLED,
+    "REFUNDED": S.REFUNDED,
+    "PARTIALLY_FILLED": S.PARTIALLY_FILLED,
+}
 PROVIDER_PARKED = {"UNKNOWN_ERROR": S.UNKNOWN_ERROR, "QUEUED": S.QUEUED}
 _ADOPTED = {S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED, S.UNKNOWN_ERROR, S.QUEUED}
 
@@ -100,10 +103,25 @@ MIGRATIONS = [
     """,
 ]
 
-_UPDATABLE = {"provider_status", "order_id", "debited", "error_code", "error_message",
-              "refund_message", "suggested", "card_code", "num_trans", "cards",
-              "fulfilled_quantity", "sent_at", "provider_sent_at", "settled_at", "attempts",
-              "payload", "payload_hash"}  # fmt: skip
+_UPDATABLE = {
+    "provider_status",
+    "order_id",
+    "debited",
+    "error_code",
+    "error_message",
+    "refund_message",
+    "suggested",
+    "card_code",
+    "num_trans",
+    "cards",
+    "fulfilled_quantity",
+    "sent_at",
+    "provider_sent_at",
+    "settled_at",
+    "attempts",
+    "payload",
+    "payload_hash",
+}
 
 
 @dataclass
@@ -208,8 +226,10 @@ class Journal:
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise JournalError(f"{self.path} was written by a newer bulk-topup "
-                               f"(journal version {version}); upgrade to read it")  # fmt: skip
+            raise JournalError(
+                f"{self.path} was written by a newer bulk-topup "
+                f"(journal version {version}); upgrade to read it"
+            )
         for number in range(version, len(MIGRATIONS)):
             with self.transaction() as db:
                 for statement in MIGRATIONS[number].split(";"):
@@ -240,8 +260,9 @@ class Journal:
         else:
             names = [s.value for s in states]
             marks = ",".join("?" * len(names))
-            cur = self.db.execute(f"SELECT * FROM rows WHERE state IN ({marks}) ORDER BY idx",
-                                  names)  # fmt: skip
+            cur = self.db.execute(
+                f"SELECT * FROM rows WHERE state IN ({marks}) ORDER BY idx", names
+            )
         return [Row.from_db(r) for r in cur]
 
     def row(self, idx: int) -> Row:
@@ -273,8 +294,11 @@ class Journal:
             sets = ", ".join(f"{k} = ?" for k in values)
             db.execute(f"UPDATE rows SET {sets} WHERE idx = ?", [*values.values(), idx])
             if to != frm or detail:
-                db.execute("INSERT INTO events (idx, at, from_state, to_state, detail) "
-                           "VALUES (?, ?, ?, ?, ?)", (idx, now, frm.value, to.value, detail))
+                db.execute(
+                    "INSERT INTO events (idx, at, from_state, to_state, detail) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (idx, now, frm.value, to.value, detail),
+                )
         return self.row(idx)
 
     def update(self, idx: int, detail: str = "", **fields: Any) -> Row:
@@ -285,7 +309,7 @@ class Journal:
         q = "SELECT * FROM events" + (" WHERE idx = ?" if idx is not None else "") + " ORDER BY id"
         return [dict(r) for r in self.db.execute(q, () if idx is None else (idx,))]
 
-    # --- loading a sheet ---------------------------------------------------------------------------
+    # --- loading a sheet -------------------------------------------------------------------------
 
     def sync_orders(self, orders: list[Order], *, skip_invalid: bool) -> None:
         """Make the journal's rows those of `orders`, keeping everything already sent.
@@ -298,9 +322,15 @@ class Journal:
         conflicts = []
         for o in orders:
             old = existing.get(o.ref) if o.valid else None
-            if old and old.state not in (S.PLANNED, S.INVALID) and old.payload_hash != o.payload_hash:
-                conflicts.append(f"row {o.row}: ref {o.ref} was already sent in this batch as "
-                                 f"{old.describe()}, but the sheet now says {o.describe()}")  # fmt: skip
+            if (
+                old
+                and old.state not in (S.PLANNED, S.INVALID)
+                and old.payload_hash != o.payload_hash
+            ):
+                conflicts.append(
+                    f"row {o.row}: ref {o.ref} was already sent in this batch as "
+                    f"{old.describe()}, but the sheet now says {o.describe()}"
+                )
         if conflicts:
             raise InvalidRowsError(
                 "the sheet changed under refs this batch has already sent; use a new --batch "
@@ -317,32 +347,50 @@ class Journal:
             db.execute("UPDATE rows SET idx = -idx - 1000000, in_sheet = 0")  # park old indexes
             in_sheet = {o.ref for o in orders if o.valid}
             for i, o in enumerate(orders):
-                problems = [{"column": p.column, "message": p.message, "severity": p.severity}
-                            for p in o.errors + o.warnings]  # fmt: skip
+                problems = [
+                    {"column": p.column, "message": p.message, "severity": p.severity}
+                    for p in o.errors + o.warnings
+                ]
                 cells = json.dumps(list(o.cells.items()), ensure_ascii=False)
                 common = (i, o.row, cells, o.label, o.face_value, o.cost, json.dumps(problems))
-                if o.valid and o.ref in existing and existing[o.ref].state not in (S.PLANNED,
-                                                                                  S.INVALID):
-                    db.execute("UPDATE rows SET idx = ?, sheet_row = ?, input = ?, label = ?, "
-                               "face_value = ?, cost = ?, problems = ?, in_sheet = 1 "
-                               "WHERE ref = ?", (*common, o.ref))  # fmt: skip
+                if (
+                    o.valid
+                    and o.ref in existing
+                    and existing[o.ref].state not in (S.PLANNED, S.INVALID)
+                ):
+                    db.execute(
+                        "UPDATE rows SET idx = ?, sheet_row = ?, input = ?, label = ?, "
+                        "face_value = ?, cost = ?, problems = ?, in_sheet = 1 "
+                        "WHERE ref = ?",
+                        (*common, o.ref),
+                    )
                     continue
                 state = S.PLANNED if o.valid else S.INVALID
                 db.execute(
                     "INSERT INTO rows (idx, sheet_row, input, label, face_value, cost, problems, "
                     "kind, ref, payload, payload_hash, state, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*common, o.kind, o.ref if o.valid else None,
-                     json.dumps(o.payload(), ensure_ascii=False),
-                     o.payload_hash if o.valid else None, state.value, now),
-                )  # fmt: skip
-                db.execute("INSERT INTO events (idx, at, from_state, to_state, detail) "
-                           "VALUES (?, ?, NULL, ?, 'from the sheet')", (i, now, state.value))
+                    (
+                        *common,
+                        o.kind,
+                        o.ref if o.valid else None,
+                        json.dumps(o.payload(), ensure_ascii=False),
+                        o.payload_hash if o.valid else None,
+                        state.value,
+                        now,
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO events (idx, at, from_state, to_state, detail) "
+                    "VALUES (?, ?, NULL, ?, 'from the sheet')",
+                    (i, now, state.value),
+                )
             # Sent rows gone from the sheet: keep them after the sheet's rows.
             gone = [r for r in kept if r.ref not in in_sheet]
             for j, r in enumerate(gone):
-                db.execute("UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?",
-                           (len(orders) + j, r.ref))  # fmt: skip
+                db.execute(
+                    "UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?", (len(orders) + j, r.ref)
+                )
         del skip_invalid  # INVALID rows are journaled either way; the caller decides to go on
 
 
@@ -354,8 +402,9 @@ def _db_value(value: Any) -> Any:
     return value
 
 
-def open_batch(state_dir: Path, batch: str, *, now: Any, lock: bool = True,
-               create: bool = True) -> Journal:  # fmt: skip
+def open_batch(
+    state_dir: Path, batch: str, *, now: Any, lock: bool = True, create: bool = True
+) -> Journal:
     """Open (or create) the journal of `batch`, taking its lock unless `lock=False`."""
     path = batch_path(state_dir, batch)
     if not create and not path.exists():
@@ -369,8 +418,10 @@ def open_batch(state_dir: Path, batch: str, *, now: Any, lock: bool = True,
         try:
             file_lock.acquire(timeout=0)
         except Timeout:
-            raise BatchLockedError(f"batch {batch!r} is being run by another process right now "
-                                   f"(lock {file_lock.lock_file}); nothing was sent") from None  # fmt: skip
+            raise BatchLockedError(
+                f"batch {batch!r} is being run by another process right now "
+                f"(lock {file_lock.lock_file}); nothing was sent"
+            ) from None
     try:
         if not path.exists():
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # card codes live here: 0600
@@ -387,7 +438,7 @@ def open_batch(state_dir: Path, batch: str, *, now: Any, lock: bool = True,
 
 def list_batches(state_dir: Path) -> list[tuple[str, Path, dict[str, int], dict[str, str]]]:
     """(batch key, path, counts per state, meta) of every journal in the state dir."""
-    found = []
+    found: list[tuple[str, Path, dict[str, int], dict[str, str]]] = []
     folder = state_dir / "batches"
     if not folder.is_dir():
         return found

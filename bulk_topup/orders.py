@@ -21,15 +21,37 @@ from .sheet import ALIASES, Sheet, SheetRow
 MOBILE_RE = re.compile(r"^0[567][0-9]{8}$")
 INTERNET_RE = {"ADSL": re.compile(r"^0[0-9]{8}$"), "4G": re.compile(r"^213[0-9]{9}$")}
 PREFIX_OPERATOR = {"05": "Ooredoo", "06": "Mobilis", "07": "Djezzy"}
-PLAN_OPERATOR_PREFIX = {"Ooredoo": "05", "Mobilis": "06", "Pixx": "06", "GMobilis": "06",
-                        "Djezzy": "07"}  # fmt: skip
+PLAN_OPERATOR_PREFIX = {
+    "Ooredoo": "05",
+    "Mobilis": "06",
+    "Pixx": "06",
+    "GMobilis": "06",
+    "Djezzy": "07",
+}
 KINDS = ("mobile", "internet", "giftcard")
 _KIND_WORDS = {
-    "mobile": "mobile", "flexy": "mobile", "topup": "mobile", "recharge": "mobile",
-    "credit": "mobile", "internet": "internet", "adsl": "internet", "4g": "internet",
-    "idoom": "internet", "giftcard": "giftcard", "gift": "giftcard", "gift card": "giftcard",
-    "carte cadeau": "giftcard", "cartecadeau": "giftcard", "carte": "giftcard",
-}  # fmt: skip
+    "mobile": "mobile",
+    "flexy": "mobile",
+    "topup": "mobile",
+    "recharge": "mobile",
+    "credit": "mobile",
+    "internet": "internet",
+    "adsl": "internet",
+    "4g": "internet",
+    "idoom": "internet",
+    "giftcard": "giftcard",
+    "gift": "giftcard",
+    "gift card": "giftcard",
+    "carte cadeau": "giftcard",
+    "cartecadeau": "giftcard",
+    "carte": "giftcard",
+}
+#: (prefix, characters it stands for, repair note): international forms of a mobile number
+MOBILE_PREFIXES = [
+    ("+213", 4, "+213 replaced by 0"),
+    ("00213", 5, "00213 replaced by 0"),
+    ("213", 3, "213 replaced by 0"),
+]
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
 
 
@@ -114,7 +136,7 @@ class Validation:
         return [p for o in self.orders for p in o.errors + o.warnings]
 
 
-# --- normalisers ----------------------------------------------------------------------------------
+# --- normalisers ---------------------------------------------------------------------------------
 
 
 def _digits_of_number(text: str) -> tuple[str | None, str | None]:
@@ -152,23 +174,30 @@ def normalise_mobile(text: str) -> tuple[str, list[str], str | None]:
         repairs.append(note)
     if re.search(r"[^0-9+]", digits):
         return raw, repairs, f'"{raw}" contains characters that are not digits'
-    if digits.startswith("+213"):
-        digits, _ = "0" + digits[4:], repairs.append("+213 replaced by 0")
-    elif digits.startswith("00213"):
-        digits, _ = "0" + digits[5:], repairs.append("00213 replaced by 0")
-    elif digits.startswith("213") and len(digits) == 12:
-        digits, _ = "0" + digits[3:], repairs.append("213 replaced by 0")
-    elif len(digits) == 9 and digits[0] in "567":
-        digits, _ = "0" + digits, repairs.append("leading 0 restored (lost by Excel)")
+    for prefix, cut, note in MOBILE_PREFIXES:
+        if digits.startswith(prefix) and (prefix != "213" or len(digits) == 12):
+            digits = "0" + digits[cut:]
+            repairs.append(note)
+            break
+    else:
+        if len(digits) == 9 and digits[0] in "567":
+            digits = "0" + digits
+            repairs.append("leading 0 restored (lost by Excel)")
     if "+" in digits:
         return raw, repairs, f'"{raw}" is not an Algerian number (+213...)'
     if MOBILE_RE.match(digits):
         return digits, repairs, None
     if len(digits) != 10:
-        return raw, repairs, (f'"{raw}" has {len(digits)} digits; an Algerian mobile number '
-                              f"has 10 (0XXXXXXXXX)")  # fmt: skip
-    return raw, repairs, (f'"{raw}" is not a mobile number: it must start with 05, 06 or 07 '
-                          f"(0XXXXXXXXX)")  # fmt: skip
+        return (
+            raw,
+            repairs,
+            (f'"{raw}" has {len(digits)} digits; an Algerian mobile number has 10 (0XXXXXXXXX)'),
+        )
+    return (
+        raw,
+        repairs,
+        (f'"{raw}" is not a mobile number: it must start with 05, 06 or 07 (0XXXXXXXXX)'),
+    )
 
 
 def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None]:
@@ -189,17 +218,26 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None
         return raw, repairs, f'"{raw}" contains characters that are not digits'
     if kind == "ADSL":
         if len(digits) == 8:
-            digits, _ = "0" + digits, repairs.append("leading 0 restored (lost by Excel)")
+            digits = "0" + digits
+            repairs.append("leading 0 restored (lost by Excel)")
         if INTERNET_RE["ADSL"].match(digits):
             return digits, repairs, None
-        return raw, repairs, (f'"{raw}" is not an ADSL line number: 9 digits starting with 0 '
-                              f"(0XXXXXXXX), area code included")  # fmt: skip
+        return (
+            raw,
+            repairs,
+            (
+                f'"{raw}" is not an ADSL line number: 9 digits starting with 0 '
+                f"(0XXXXXXXX), area code included"
+            ),
+        )
     if digits.startswith("00213"):
-        digits, _ = digits[2:], repairs.append("00 removed")
+        digits = digits[2:]
+        repairs.append("00 removed")
     elif plus:
         repairs.append("+ removed")
     elif len(digits) == 10 and digits.startswith("0"):
-        digits, _ = "213" + digits[1:], repairs.append("leading 0 replaced by 213")
+        digits = "213" + digits[1:]
+        repairs.append("leading 0 replaced by 213")
     if INTERNET_RE["4G"].match(digits):
         return digits, repairs, None
     return raw, repairs, f'"{raw}" is not a 4G number: 213 followed by 9 digits (213XXXXXXXXX)'
@@ -218,13 +256,22 @@ def parse_dzd(text: str) -> tuple[int | None, str | None, str | None]:
     if m:
         whole, frac = m.groups()
         if len(frac) == 3 and len(whole) <= 3:
-            return None, None, (f'"{raw}" is ambiguous ({int(whole + frac)} DA, or {whole} '
-                                f"DA with decimals?); write the amount without a separator, "
-                                f"e.g. {int(whole + frac)}")  # fmt: skip
+            return (
+                None,
+                None,
+                (
+                    f'"{raw}" is ambiguous ({int(whole + frac)} DA, or {whole} '
+                    f"DA with decimals?); write the amount without a separator, "
+                    f"e.g. {int(whole + frac)}"
+                ),
+            )
         if set(frac) == {"0"}:
             return int(whole), None, None
-        return None, None, (f'"{raw}" is not a whole number of dinars; amounts are whole DZD '
-                            f"(no centimes)")  # fmt: skip
+        return (
+            None,
+            None,
+            (f'"{raw}" is not a whole number of dinars; amounts are whole DZD (no centimes)'),
+        )
     m = re.fullmatch(r"(\d{1,3}(?:([.,])\d{3})+)(?:[.,](\d{1,2}))?", t)
     if m and (m.group(3) is None or set(m.group(3)) == {"0"}):
         value = int(re.sub(r"[.,]", "", m.group(1)))
@@ -257,11 +304,12 @@ def infer_kind(cells: dict[str, str]) -> tuple[str | None, str | None]:
     return "mobile", None
 
 
-# --- validation -----------------------------------------------------------------------------------
+# --- validation ----------------------------------------------------------------------------------
 
 
-def build_orders(sheet: Sheet, batch: str, catalog: Catalog | None, *,
-                 allow_duplicates: bool = False) -> Validation:  # fmt: skip
+def build_orders(
+    sheet: Sheet, batch: str, catalog: Catalog | None, *, allow_duplicates: bool = False
+) -> Validation:
     """Every row of `sheet` as an `Order`, validated against `catalog`, with its ref."""
     catalog = catalog or Catalog(missing=["plans", "internet", "gift", "gift_types"])
     orders = [_order(row, i, catalog) for i, row in enumerate(sheet.rows)]
@@ -281,18 +329,21 @@ def _order(row: SheetRow, index: int, catalog: Catalog) -> Order:
     for column in sorted(row.formulas & set(ALIASES)):
         value = cells.get(column, "")
         if value:
-            order.warn(column, f"the cell holds a formula; its last computed value {value!r} "
-                               f"is used")  # fmt: skip
+            order.warn(
+                column, f"the cell holds a formula; its last computed value {value!r} is used"
+            )
         else:
-            order.error(column, "the cell holds a formula with no computed value; type the "
-                                "value itself")  # fmt: skip
+            order.error(
+                column, "the cell holds a formula with no computed value; type the value itself"
+            )
     user_ref = cells.get("ref", "").strip()
     if user_ref:
         if USER_REF_RE.match(user_ref):
             order.user_ref = user_ref
         else:
-            order.error("ref", f'"{user_ref}" is not a usable ref: at most 40 letters, digits, '
-                               f"_ or -")  # fmt: skip
+            order.error(
+                "ref", f'"{user_ref}" is not a usable ref: at most 40 letters, digits, _ or -'
+            )
     if order.kind == "mobile":
         _mobile(order, cells, catalog)
     elif order.kind == "internet":
@@ -327,8 +378,10 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     amount, amount_col = _amount(order, cells, "amount", "value")
     order.amount = amount
     if not code:
-        order.error("plan_code", "is empty; write a plan code such as PREPAID_DJEZZY "
-                                 "(see: bulk-topup catalog mobile)")  # fmt: skip
+        order.error(
+            "plan_code",
+            "is empty; write a plan code such as PREPAID_DJEZZY (see: bulk-topup catalog mobile)",
+        )
         return
     order.product = code
     if "plans" in catalog.missing:
@@ -343,36 +396,55 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         else:
             close = difflib.get_close_matches(code.upper(), list(folded), n=1, cutoff=0.6)
             hint = f"; did you mean {folded[close[0]]}?" if close else ""
-            order.error("plan_code", f'"{code}" is not a plan of the provider{hint} '
-                                     f"(see: bulk-topup catalog mobile)")  # fmt: skip
+            order.error(
+                "plan_code",
+                f'"{code}" is not a plan of the provider{hint} (see: bulk-topup catalog mobile)',
+            )
             return
     order.label, order.operator = plan.name, plan.operator
     if not plan.enabled:
-        order.error("plan_code", f"plan {plan.code} is switched off by the provider for now; "
-                                 f"choose another plan or try later")  # fmt: skip
+        order.error(
+            "plan_code",
+            f"plan {plan.code} is switched off by the provider for now; "
+            f"choose another plan or try later",
+        )
     if plan.is_fixed:
         if amount is None:
             order.amount = plan.amount
         elif amount != plan.amount:
-            order.error(amount_col, f"plan {plan.code} is a fixed {plan.amount} DA offer; leave "
-                                    f"the amount empty or write {plan.amount}")  # fmt: skip
+            order.error(
+                amount_col,
+                f"plan {plan.code} is a fixed {plan.amount} DA offer; leave "
+                f"the amount empty or write {plan.amount}",
+            )
     elif amount is None:
         if not any(p.column == amount_col for p in order.errors):
-            order.error(amount_col, f"is empty; plan {plan.code} needs an amount from "
-                                    f"{plan.min_amount} to {plan.max_amount} DA")  # fmt: skip
-    elif plan.min_amount is not None and plan.max_amount is not None and not (
-        plan.min_amount <= amount <= plan.max_amount
+            order.error(
+                amount_col,
+                f"is empty; plan {plan.code} needs an amount from "
+                f"{plan.min_amount} to {plan.max_amount} DA",
+            )
+    elif (
+        plan.min_amount is not None
+        and plan.max_amount is not None
+        and not (plan.min_amount <= amount <= plan.max_amount)
     ):
-        order.error(amount_col, f"{amount} DA is outside what plan {plan.code} allows "
-                                f"({plan.min_amount} to {plan.max_amount} DA)")  # fmt: skip
+        order.error(
+            amount_col,
+            f"{amount} DA is outside what plan {plan.code} allows "
+            f"({plan.min_amount} to {plan.max_amount} DA)",
+        )
     if order.amount is not None:
         order.face_value = float(order.amount)
         order.cost = round(order.amount * (plan.cost if plan.cost is not None else 1.0), 2)
     expected = PLAN_OPERATOR_PREFIX.get(plan.operator)
     if order.target and expected and order.target[:2] != expected:
         looks = PREFIX_OPERATOR.get(order.target[:2], "another operator")
-        order.warn(column, f"{order.target} looks like a {looks} number but plan {plan.code} "
-                           f"is {plan.operator}; numbers can be ported, so check it")  # fmt: skip
+        order.warn(
+            column,
+            f"{order.target} looks like a {looks} number but plan {plan.code} "
+            f"is {plan.operator}; numbers can be ported, so check it",
+        )
 
 
 def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
@@ -410,11 +482,17 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     product = catalog.internet_product(kind, value)
     offered = sorted(p.value for p in catalog.internet.get(kind, []) if p.available)
     if product is None:
-        order.error(value_col, f"{value} DA is not a {kind} card value; the provider offers "
-                               f"{', '.join(map(str, offered))} DA")  # fmt: skip
+        order.error(
+            value_col,
+            f"{value} DA is not a {kind} card value; the provider offers "
+            f"{', '.join(map(str, offered))} DA",
+        )
     elif not product.available:
-        order.error(value_col, f"{kind} {value} DA cards are out of stock; available now: "
-                               f"{', '.join(map(str, offered))} DA")  # fmt: skip
+        order.error(
+            value_col,
+            f"{kind} {value} DA cards are out of stock; available now: "
+            f"{', '.join(map(str, offered))} DA",
+        )
     else:
         order.cost = product.cost
     order.label = f"{kind} {value} DA"
@@ -425,8 +503,9 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     tid = cells.get("type_id", "").strip()
     qty_text = cells.get("quantity", "").strip()
     if not pid:
-        order.error("product_id", "is empty; write the gift card product id "
-                                  "(see: bulk-topup catalog gift)")  # fmt: skip
+        order.error(
+            "product_id", "is empty; write the gift card product id (see: bulk-topup catalog gift)"
+        )
     if not tid:
         order.error("type_id", "is empty; write the card type id (see: bulk-topup catalog gift)")
     if not qty_text:
@@ -444,8 +523,10 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         return
     product = catalog.gifts.get(pid)
     if product is None:
-        order.error("product_id", f'"{pid}" is not a gift card product of the provider '
-                                  f"(see: bulk-topup catalog gift)")  # fmt: skip
+        order.error(
+            "product_id",
+            f'"{pid}" is not a gift card product of the provider (see: bulk-topup catalog gift)',
+        )
         return
     if not product.enabled:
         order.error("product_id", f"{product.title} is not on sale right now")
@@ -478,8 +559,11 @@ def _check_gift_stock(orders: list[Order], catalog: Catalog) -> None:
         elif taken[key] > gift_type.quantity:
             before = taken[key] - order.quantity
             also = f" ({before} already ordered in rows above)" if before else ""
-            order.error("quantity", f"{order.quantity} cards asked{also}, but only "
-                                    f"{gift_type.quantity} {order.label} are in stock")  # fmt: skip
+            order.error(
+                "quantity",
+                f"{order.quantity} cards asked{also}, but only "
+                f"{gift_type.quantity} {order.label} are in stock",
+            )
 
 
 def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> list[dict[str, Any]]:
@@ -497,36 +581,47 @@ def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> lis
             if allow_duplicates:
                 order.warn("phone" if order.kind == "mobile" else "number", message)
             else:
-                order.error("phone" if order.kind == "mobile" else "number",
-                            f"{message}; remove one, or pass --allow-duplicates if both "
-                            f"are meant")  # fmt: skip
-            duplicates.append({"row": order.row, "same_as": first.row,
-                               "order": order.describe()})  # fmt: skip
+                order.error(
+                    "phone" if order.kind == "mobile" else "number",
+                    f"{message}; remove one, or pass --allow-duplicates if both are meant",
+                )
+            duplicates.append({"row": order.row, "same_as": first.row, "order": order.describe()})
         occurrence = len(earlier)
         earlier.append(order)
         if order.user_ref:
             if order.user_ref in user_refs:
-                order.error("ref", f'"{order.user_ref}" is also the ref of row '
-                                   f"{user_refs[order.user_ref].row}; refs must be unique")  # fmt: skip
+                order.error(
+                    "ref",
+                    f'"{order.user_ref}" is also the ref of row '
+                    f"{user_refs[order.user_ref].row}; refs must be unique",
+                )
             user_refs[order.user_ref] = order
             order.ref = order.user_ref
         else:
             amount = order.amount if order.kind != "giftcard" else order.quantity
-            order.ref = make_ref(batch, order.kind, order.target, order.product, amount,
-                                 occurrence)  # fmt: skip
+            order.ref = make_ref(batch, order.kind, order.target, order.product, amount, occurrence)
     return duplicates
 
 
 def _catalog_notes(catalog: Catalog) -> list[str]:
     notes = []
-    names = {"plans": "mobile plans", "internet": "internet products", "gift": "gift catalog",
-             "gift_types": "gift card types and stock"}  # fmt: skip
-    checks = {"plans": "plan codes, amounts and operators",
-              "internet": "card values and stock", "gift": "gift products",
-              "gift_types": "gift types and stock"}  # fmt: skip
+    names = {
+        "plans": "mobile plans",
+        "internet": "internet products",
+        "gift": "gift catalog",
+        "gift_types": "gift card types and stock",
+    }
+    checks = {
+        "plans": "plan codes, amounts and operators",
+        "internet": "card values and stock",
+        "gift": "gift products",
+        "gift_types": "gift types and stock",
+    }
     for part in catalog.missing:
-        notes.append(f"the {names[part]} could not be loaded (API unreachable, no cache): "
-                     f"{checks[part]} were NOT checked")  # fmt: skip
+        notes.append(
+            f"the {names[part]} could not be loaded (API unreachable, no cache): "
+            f"{checks[part]} were NOT checked"
+        )
     for part in catalog.stale:
         age = catalog.age(part) or 0
         notes.append(f"the {names[part]} come from a cache {_age(age)} old (API unreachable)")

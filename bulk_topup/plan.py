@@ -32,9 +32,16 @@ def needed_parts(sheet: Sheet) -> tuple[tuple[str, ...], set[str]]:
     return tuple(parts), gifts
 
 
-async def validate_sheet(path: str | Path, *, batch: str, client: OneClickClient | None,
-                         state_dir: Path, api_url: str, sheet_name: str | None = None,
-                         allow_duplicates: bool = False) -> tuple[Sheet, Validation]:  # fmt: skip
+async def validate_sheet(
+    path: str | Path,
+    *,
+    batch: str,
+    client: OneClickClient | None,
+    state_dir: Path,
+    api_url: str,
+    sheet_name: str | None = None,
+    allow_duplicates: bool = False,
+) -> tuple[Sheet, Validation]:
     """Read and validate a sheet. Raises SheetError for an unreadable file, AuthError for a bad
     key; row problems are data in the returned Validation."""
     sheet = read_sheet(path, sheet_name)

@@ -34,8 +34,9 @@ def batch_slug(batch: str) -> str:
     return slug or "batch"
 
 
-def make_ref(batch: str, kind: str, target: str, product: str, amount: int | None,
-             occurrence: int) -> str:  # fmt: skip
+def make_ref(
+    batch: str, kind: str, target: str, product: str, amount: int | None, occurrence: int
+) -> str:
     """The ref of one order; at most 40 characters of `[a-z0-9-]`."""
     form = [REF_FORMAT, batch, kind, target, product, amount, occurrence]
     digest = hashlib.sha256(canonical_json(form)).digest()

@@ -9,6 +9,7 @@ codes are cash) and renamed over the old one, so a crash never leaves a half-wri
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -26,36 +27,89 @@ from openpyxl.utils import get_column_letter
 from .journal import FINAL, Journal, Row, RowState
 
 S = RowState
-STATE_ORDER = [S.FULFILLED, S.PARTIALLY_FILLED, S.REFUNDED, S.REJECTED, S.INVALID,
-               S.UNKNOWN_ERROR, S.QUEUED, S.UNCERTAIN, S.SUBMITTED, S.SENDING, S.PLANNED]  # fmt: skip
+STATE_ORDER = [
+    S.FULFILLED,
+    S.PARTIALLY_FILLED,
+    S.REFUNDED,
+    S.REJECTED,
+    S.INVALID,
+    S.UNKNOWN_ERROR,
+    S.QUEUED,
+    S.UNCERTAIN,
+    S.SUBMITTED,
+    S.SENDING,
+    S.PLANNED,
+]
 STATE_FILL = {
-    S.FULFILLED: "C6EFCE", S.PARTIALLY_FILLED: "FFEB9C", S.REFUNDED: "FFC7CE",
-    S.REJECTED: "FFC7CE", S.INVALID: "F4B183", S.UNKNOWN_ERROR: "FFD966", S.QUEUED: "DDEBF7",
-    S.UNCERTAIN: "FFD966", S.SUBMITTED: "EDEDED", S.SENDING: "EDEDED", S.PLANNED: "FFFFFF",
-}  # fmt: skip
+    S.FULFILLED: "C6EFCE",
+    S.PARTIALLY_FILLED: "FFEB9C",
+    S.REFUNDED: "FFC7CE",
+    S.REJECTED: "FFC7CE",
+    S.INVALID: "F4B183",
+    S.UNKNOWN_ERROR: "FFD966",
+    S.QUEUED: "DDEBF7",
+    S.UNCERTAIN: "FFD966",
+    S.SUBMITTED: "EDEDED",
+    S.SENDING: "EDEDED",
+    S.PLANNED: "FFFFFF",
+}
 NEXT_STEP = {
-    S.UNKNOWN_ERROR: ("the operator's answer was ambiguous; the provider checks it by hand "
-                      "(1 to 24 h)", "do not top up again; run `bulk-topup reconcile` tomorrow"),
-    S.QUEUED: ("the line is queued at Algérie Télécom; delivery within 48 h",
-               "nothing to do; run `bulk-topup reconcile` in a day"),
-    S.UNCERTAIN: ("it is not known whether the provider took this order",
-                  "do not send it again by hand; run `bulk-topup reconcile`, and for gift cards "
-                  "check the provider's order list"),
+    S.UNKNOWN_ERROR: (
+        "the operator's answer was ambiguous; the provider checks it by hand (1 to 24 h)",
+        "do not top up again; run `bulk-topup reconcile` tomorrow",
+    ),
+    S.QUEUED: (
+        "the line is queued at Algérie Télécom; delivery within 48 h",
+        "nothing to do; run `bulk-topup reconcile` in a day",
+    ),
+    S.UNCERTAIN: (
+        "it is not known whether the provider took this order",
+        "do not send it again by hand; run `bulk-topup reconcile`, and for gift cards "
+        "check the provider's order list",
+    ),
     S.REFUNDED: ("the provider refunded it", "see the Retry sheet (suggested offer filled in)"),
-    S.PARTIALLY_FILLED: ("only part of the cards were delivered; the rest was refunded",
-                         "see the Retry sheet for the missing cards"),
+    S.PARTIALLY_FILLED: (
+        "only part of the cards were delivered; the rest was refunded",
+        "see the Retry sheet for the missing cards",
+    ),
     S.REJECTED: ("the provider refused the request", "fix the row, then send it in a new batch"),
     S.INVALID: ("the row is invalid and was not sent", "fix the row, then send it in a new batch"),
     S.SUBMITTED: ("the provider has not finished it yet", "run `bulk-topup resume` later"),
-    S.SENDING: ("the run stopped while sending it", "run `bulk-topup resume`: it is checked "
-                                                   "before anything is resent"),
+    S.SENDING: (
+        "the run stopped while sending it",
+        "run `bulk-topup resume`: it is checked before anything is resent",
+    ),
     S.PLANNED: ("not sent yet (the run stopped)", "run `bulk-topup resume`"),
-}  # fmt: skip
-RESULT_COLUMNS = ["ref", "state", "provider status", "order id", "debited (DA)", "error code",
-                  "error message", "suggested offers", "card code", "transaction no.",
-                  "sent at", "settled at", "notes"]  # fmt: skip
-RETRY_COLUMNS = ["kind", "phone", "plan_code", "amount", "internet_type", "number", "value",
-                 "product_id", "type_id", "quantity", "original row", "original ref"]  # fmt: skip
+}
+RESULT_COLUMNS = [
+    "ref",
+    "state",
+    "provider status",
+    "order id",
+    "debited (DA)",
+    "error code",
+    "error message",
+    "suggested offers",
+    "card code",
+    "transaction no.",
+    "sent at",
+    "settled at",
+    "notes",
+]
+RETRY_COLUMNS = [
+    "kind",
+    "phone",
+    "plan_code",
+    "amount",
+    "internet_type",
+    "number",
+    "value",
+    "product_id",
+    "type_id",
+    "quantity",
+    "original row",
+    "original ref",
+]
 
 
 def default_path(sheet: str | None, batch: str, fmt: str = "xlsx") -> Path:
@@ -69,8 +123,12 @@ def default_path(sheet: str | None, batch: str, fmt: str = "xlsx") -> Path:
 
 
 def offers_in_words(row: Row) -> str:
-    return "; ".join(f"{o.get('plan_code')} {o.get('amount')} DA" if o.get("amount") is not None
-                     else str(o.get("plan_code")) for o in row.suggested)  # fmt: skip
+    return "; ".join(
+        f"{o.get('plan_code')} {o.get('amount')} DA"
+        if o.get("amount") is not None
+        else str(o.get("plan_code"))
+        for o in row.suggested
+    )
 
 
 def error_text(row: Row) -> str:
@@ -78,14 +136,16 @@ def error_text(row: Row) -> str:
     if row.refund_message:
         parts.append(row.refund_message)
     if row.state == S.INVALID:
-        parts = [f"{p['column']}: {p['message']}" for p in row.problems
-                 if p.get("severity") == "error"]  # fmt: skip
+        parts = [
+            f"{p['column']}: {p['message']}" for p in row.problems if p.get("severity") == "error"
+        ]
     return " | ".join(p for p in parts if p)
 
 
 def notes_text(row: Row) -> str:
-    notes = [f"{p['column']}: {p['message']}" for p in row.problems
-             if p.get("severity") == "warning"]  # fmt: skip
+    notes = [
+        f"{p['column']}: {p['message']}" for p in row.problems if p.get("severity") == "warning"
+    ]
     if not row.in_sheet:
         notes.append("no longer in the sheet, but sent earlier in this batch")
     return " | ".join(notes)
@@ -107,11 +167,25 @@ def header_names(journal: Journal, columns: list[str]) -> list[str]:
 
 def result_values(row: Row, columns: list[str]) -> list[Any]:
     cells = dict(row.input)
-    return ([row.sheet_row] + [cells.get(c, "") for c in columns] + [
-        row.ref or "", row.state.value, row.provider_status or "", row.order_id or "",
-        row.debited, row.error_code or "", error_text(row), offers_in_words(row),
-        row.card_code or "", row.num_trans or "", row.sent_at or "", row.settled_at or "",
-        notes_text(row)])  # fmt: skip
+    return (
+        [row.sheet_row]
+        + [cells.get(c, "") for c in columns]
+        + [
+            row.ref or "",
+            row.state.value,
+            row.provider_status or "",
+            row.order_id or "",
+            row.debited,
+            row.error_code or "",
+            error_text(row),
+            offers_in_words(row),
+            row.card_code or "",
+            row.num_trans or "",
+            row.sent_at or "",
+            row.settled_at or "",
+            notes_text(row),
+        ]
+    )
 
 
 def summary(journal: Journal) -> dict[str, Any]:
@@ -120,20 +194,25 @@ def summary(journal: Journal) -> dict[str, Any]:
     counts = journal.counts()
     valid = [r for r in rows if r.state != S.INVALID]
     refunds = sum((r.cost or 0) for r in rows if r.state == S.REFUNDED)
-    refunds += sum(max(0.0, (r.cost or 0) - (r.debited or 0)) for r in rows
-                   if r.state == S.PARTIALLY_FILLED)  # fmt: skip
+    refunds += sum(
+        max(0.0, (r.cost or 0) - (r.debited or 0)) for r in rows if r.state == S.PARTIALLY_FILLED
+    )
     return {
-        "batch": meta.get("batch"), "sheet": meta.get("sheet"),
-        "fingerprint": meta.get("fingerprint"), "environment": meta.get("environment"),
-        "started_at": meta.get("started_at"), "finished_at": meta.get("finished_at"),
-        "rows": len(rows), "counts": {s.value: counts.get(s.value, 0) for s in STATE_ORDER},
+        "batch": meta.get("batch"),
+        "sheet": meta.get("sheet"),
+        "fingerprint": meta.get("fingerprint"),
+        "environment": meta.get("environment"),
+        "started_at": meta.get("started_at"),
+        "finished_at": meta.get("finished_at"),
+        "rows": len(rows),
+        "counts": {s.value: counts.get(s.value, 0) for s in STATE_ORDER},
         "face_value": round(sum(r.face_value or 0 for r in valid), 2),
         "debited": round(sum(r.debited or 0 for r in rows), 2),
         "refunds": round(refunds, 2),
         "balance_before": _float(meta.get("balance_before")),
         "balance_after": _float(meta.get("balance_after")),
         "stop_reason": meta.get("stop_reason") or None,
-    }  # fmt: skip
+    }
 
 
 def _float(text: str | None) -> float | None:
@@ -158,24 +237,29 @@ def retry_rows(rows: list[Row]) -> Iterator[dict[str, Any]]:
         line: dict[str, Any] = {"original row": r.sheet_row, "original ref": r.ref}
         if r.state == S.REFUNDED and r.kind == "mobile":
             offer = r.suggested[0] if r.suggested else None
-            line.update(kind="mobile", phone=p["MSSIDN"],
-                        plan_code=offer["plan_code"] if offer else p["plan_code"],
-                        amount=(offer.get("amount") if offer else p.get("amount")))  # fmt: skip
+            line.update(
+                kind="mobile",
+                phone=p["MSSIDN"],
+                plan_code=offer["plan_code"] if offer else p["plan_code"],
+                amount=(offer.get("amount") if offer else p.get("amount")),
+            )
         elif r.state == S.REFUNDED and r.kind == "internet":
-            line.update(kind="internet", internet_type=p["type"], number=p["number"],
-                        value=p["value"])  # fmt: skip
+            line.update(
+                kind="internet", internet_type=p["type"], number=p["number"], value=p["value"]
+            )
         elif r.state in (S.REFUNDED, S.PARTIALLY_FILLED) and r.kind == "giftcard":
             missing = p["quantity"] - (r.fulfilled_quantity or 0)
             if missing < 1:
                 continue
-            line.update(kind="giftcard", product_id=p["productId"], type_id=p["typeId"],
-                        quantity=missing)  # fmt: skip
+            line.update(
+                kind="giftcard", product_id=p["productId"], type_id=p["typeId"], quantity=missing
+            )
         else:
             continue
         yield line
 
 
-# --- writers ------------------------------------------------------------------------------------
+# --- writers -------------------------------------------------------------------------------------
 
 
 def write_results(journal: Journal, out: str | Path, fmt: str = "xlsx") -> Path:
@@ -225,21 +309,40 @@ def _header(ws: Any, names: list[str], widths: list[int]) -> None:
 
 
 def _write_xlsx(journal: Journal, path: Path) -> None:
+    wb = Workbook(write_only=True)
+    try:
+        _fill_workbook(wb, journal)
+        wb.save(str(path))
+    except BaseException:
+        for ws in wb.worksheets:  # write-only sheets hold open temp files: close them
+            with contextlib.suppress(Exception):  # already failing: the first error matters
+                ws.close()
+        raise
+
+
+def _fill_workbook(wb: Workbook, journal: Journal) -> None:
     rows = journal.rows()
     info = summary(journal)
-    wb = Workbook(write_only=True)
 
     ws = wb.create_sheet("Summary")
     ws.column_dimensions["A"].width = 26
     ws.column_dimensions["B"].width = 48
     ws.append([_text(ws, "Batch results", font=Font(bold=True, size=14))])
-    for label, key in [("batch", "batch"), ("sheet", "sheet"), ("sheet fingerprint", "fingerprint"),
-                       ("environment", "environment"), ("started", "started_at"),
-                       ("finished", "finished_at"), ("rows", "rows"),
-                       ("face value (DA)", "face_value"), ("debited (DA)", "debited"),
-                       ("refunds (DA)", "refunds"), ("balance before (DA)", "balance_before"),
-                       ("balance after (DA)", "balance_after"),
-                       ("stopped because", "stop_reason")]:  # fmt: skip
+    for label, key in [
+        ("batch", "batch"),
+        ("sheet", "sheet"),
+        ("sheet fingerprint", "fingerprint"),
+        ("environment", "environment"),
+        ("started", "started_at"),
+        ("finished", "finished_at"),
+        ("rows", "rows"),
+        ("face value (DA)", "face_value"),
+        ("debited (DA)", "debited"),
+        ("refunds (DA)", "refunds"),
+        ("balance before (DA)", "balance_before"),
+        ("balance after (DA)", "balance_after"),
+        ("stopped because", "stop_reason"),
+    ]:
         ws.append([_text(ws, label, font=BOLD), _text(ws, info.get(key))])
     ws.append([])
     first = 16  # the row of the state table's header, below the 15 rows above
@@ -249,17 +352,23 @@ def _write_xlsx(journal: Journal, path: Path) -> None:
     chart = BarChart()
     chart.title = "Rows per state"
     chart.legend = None
-    chart.add_data(Reference(ws, min_col=2, min_row=first, max_row=first + len(STATE_ORDER)),
-                   titles_from_data=True)  # fmt: skip
-    chart.set_categories(Reference(ws, min_col=1, min_row=first + 1,
-                                   max_row=first + len(STATE_ORDER)))  # fmt: skip
+    chart.add_data(
+        Reference(ws, min_col=2, min_row=first, max_row=first + len(STATE_ORDER)),
+        titles_from_data=True,
+    )
+    chart.set_categories(
+        Reference(ws, min_col=1, min_row=first + 1, max_row=first + len(STATE_ORDER))
+    )
     ws.add_chart(chart, "D2")
 
     ws = wb.create_sheet("Results")
     columns = input_columns(rows)
     names = ["sheet row"] + header_names(journal, columns) + RESULT_COLUMNS
-    widths = [9] + [max(10, min(30, len(c) + 4)) for c in columns] + [
-        40, 17, 15, 26, 12, 18, 50, 28, 16, 16, 24, 24, 40]  # fmt: skip
+    widths = (
+        [9]
+        + [max(10, min(30, len(c) + 4)) for c in columns]
+        + [40, 17, 15, 26, 12, 18, 50, 28, 16, 16, 24, 24, 40]
+    )
     _header(ws, names, widths)
     state_col = 1 + len(columns) + 1
     for r in rows:
@@ -270,29 +379,43 @@ def _write_xlsx(journal: Journal, path: Path) -> None:
     ws.auto_filter.ref = f"A1:{get_column_letter(len(names))}{len(rows) + 1}"
 
     ws = wb.create_sheet("Gift cards")
-    _header(ws, ["sheet row", "ref", "order id", "product", "type", "card code", "serial"],
-            [9, 40, 26, 30, 16, 30, 20])  # fmt: skip
+    _header(
+        ws,
+        ["sheet row", "ref", "order id", "product", "type", "card code", "serial"],
+        [9, 40, 26, 30, 16, 30, 20],
+    )
     for r in rows:
         for card in r.cards:
-            ws.append([_text(ws, v) for v in (r.sheet_row, r.ref, r.order_id, r.label,
-                                              r.payload.get("typeId"), card.get("value"),
-                                              card.get("serial"))])  # fmt: skip
+            ws.append(
+                [
+                    _text(ws, v)
+                    for v in (
+                        r.sheet_row,
+                        r.ref,
+                        r.order_id,
+                        r.label,
+                        r.payload.get("typeId"),
+                        card.get("value"),
+                        card.get("serial"),
+                    )
+                ]
+            )
 
     ws = wb.create_sheet("Needs attention")
-    _header(ws, ["sheet row", "ref", "state", "order", "why", "next step"],
-            [9, 40, 17, 40, 70, 60])  # fmt: skip
+    _header(ws, ["sheet row", "ref", "state", "order", "why", "next step"], [9, 40, 17, 40, 70, 60])
     for r, why, step in attention(rows):
-        cells = [_text(ws, v) for v in (r.sheet_row, r.ref or "", r.state.value, r.describe(),
-                                        why, step)]  # fmt: skip
+        cells = [
+            _text(ws, v) for v in (r.sheet_row, r.ref or "", r.state.value, r.describe(), why, step)
+        ]
         cells[2].fill = FILLS[r.state]
         ws.append(cells)
 
     ws = wb.create_sheet("Retry")
     _header(ws, RETRY_COLUMNS, [10, 14, 20, 10, 14, 14, 10, 28, 16, 10, 12, 40])
     for line in retry_rows(rows):
-        ws.append([_text(ws, "" if line.get(c) is None else str(line.get(c)))
-                   for c in RETRY_COLUMNS])  # fmt: skip
-    wb.save(str(path))
+        ws.append(
+            [_text(ws, "" if line.get(c) is None else str(line.get(c))) for c in RETRY_COLUMNS]
+        )
 
 
 def _csv_safe(value: Any) -> Any:
@@ -315,15 +438,29 @@ def _write_csv(journal: Journal, path: Path) -> None:
 
 def _write_json(journal: Journal, path: Path) -> None:
     rows = journal.rows()
-    out = {"summary": summary(journal), "rows": []}
+    lines: list[dict[str, Any]] = []
+    out = {"summary": summary(journal), "rows": lines}
     for r in rows:
-        out["rows"].append({
-            "sheet_row": r.sheet_row, "input": dict(r.input), "kind": r.kind, "ref": r.ref,
-            "state": r.state.value, "final": r.state in FINAL,
-            "provider_status": r.provider_status, "order_id": r.order_id, "debited": r.debited,
-            "error_code": r.error_code, "error_message": error_text(r) or None,
-            "suggested_offers": r.suggested, "card_code": r.card_code, "num_trans": r.num_trans,
-            "cards": r.cards, "sent_at": r.sent_at, "settled_at": r.settled_at,
-            "notes": notes_text(r) or None,
-        })  # fmt: skip
+        lines.append(
+            {
+                "sheet_row": r.sheet_row,
+                "input": dict(r.input),
+                "kind": r.kind,
+                "ref": r.ref,
+                "state": r.state.value,
+                "final": r.state in FINAL,
+                "provider_status": r.provider_status,
+                "order_id": r.order_id,
+                "debited": r.debited,
+                "error_code": r.error_code,
+                "error_message": error_text(r) or None,
+                "suggested_offers": r.suggested,
+                "card_code": r.card_code,
+                "num_trans": r.num_trans,
+                "cards": r.cards,
+                "sent_at": r.sent_at,
+                "settled_at": r.settled_at,
+                "notes": notes_text(r) or None,
+            }
+        )
     path.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -53,9 +53,15 @@ class AdaptiveThrottle:
     seconds raise it by a quarter, back up to `rate`.
     """
 
-    def __init__(self, rate: float, *, min_rate: float = 0.2, recover_after: float = 5.0,
-                 sleep: Callable[[float], Any] = anyio.sleep,
-                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        rate: float,
+        *,
+        min_rate: float = 0.2,
+        recover_after: float = 5.0,
+        sleep: Callable[[float], Any] = anyio.sleep,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.max_rate = self.rate = rate
@@ -94,12 +100,14 @@ class RunOptions:
     concurrency: int = 8  # rows in flight at once
     max_total: float | None = None  # DZD of face value this run may send
     resend_uncertain_gifts: bool = False
-    poll_first: dict[str, float] = field(default_factory=lambda: {
-        "mobile": 22.0, "internet": 12.0, "giftcard": 10.0})  # fmt: skip
+    poll_first: dict[str, float] = field(
+        default_factory=lambda: {"mobile": 22.0, "internet": 12.0, "giftcard": 10.0}
+    )
     poll_step: float = 5.0
     poll_ceiling: float = 60.0
-    poll_deadline: dict[str, float] = field(default_factory=lambda: {
-        "mobile": 300.0, "internet": 300.0, "giftcard": 600.0})  # fmt: skip
+    poll_deadline: dict[str, float] = field(
+        default_factory=lambda: {"mobile": 300.0, "internet": 300.0, "giftcard": 600.0}
+    )
     sweep_min: int = 5  # due orders of one kind from which a list sweep replaces check-ref
     sweep_margin: float = 120.0  # seconds around the sent times, in provider time
     breaker_threshold: int = 8  # failures in a row that open the circuit
@@ -149,9 +157,14 @@ def _money(value: Any) -> float | None:
 class Runner:
     """Runs one batch's journal against the API. Create one per run."""
 
-    def __init__(self, journal: Journal, client: OneClickClient, clock: Clock,
-                 options: RunOptions | None = None,
-                 progress: Callable[[str, Row], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        journal: Journal,
+        client: OneClickClient,
+        clock: Clock,
+        options: RunOptions | None = None,
+        progress: Callable[[str, Row], None] | None = None,
+    ) -> None:
         self.journal = journal
         self.client = client
         self.clock = clock
@@ -170,7 +183,7 @@ class Runner:
         self._submitting = False
         self.auth_refused = False
 
-    # --- control -----------------------------------------------------------------------------------
+    # --- control ---------------------------------------------------------------------------------
 
     def request_stop(self, reason: str = "interrupted") -> None:
         """Stop taking rows and stop polling; rows in flight settle into the journal."""
@@ -183,8 +196,10 @@ class Runner:
     def _failure(self, what: str) -> None:
         self._failures_in_a_row += 1
         if self._failures_in_a_row >= self.options.breaker_threshold:
-            self.request_stop(f"the API failed {self._failures_in_a_row} times in a row (last: "
-                              f"{what}); stopped to avoid hammering it")  # fmt: skip
+            self.request_stop(
+                f"the API failed {self._failures_in_a_row} times in a row (last: "
+                f"{what}); stopped to avoid hammering it"
+            )
 
     def _success(self) -> None:
         self._failures_in_a_row = 0
@@ -192,12 +207,14 @@ class Runner:
     def _spend_retry(self) -> bool:
         self._retries += 1
         if self._retries > self.budget:
-            self.request_stop(f"more than {self.budget} retries in this run; stopped to avoid "
-                              f"hammering a failing API")  # fmt: skip
+            self.request_stop(
+                f"more than {self.budget} retries in this run; stopped to avoid "
+                f"hammering a failing API"
+            )
             return False
         return True
 
-    # --- pre-flight --------------------------------------------------------------------------------
+    # --- pre-flight ------------------------------------------------------------------------------
 
     async def preflight(self) -> Preflight:
         """Key type and scope, balance against the cost of what is left to send, --max-total.
@@ -207,8 +224,10 @@ class Runner:
         except AuthError as e:
             raise RefusedError(f"the API refused the key ({e.code}: {e.message})") from None
         if key.scope != "READ-WRITE" or not key.enabled:
-            raise RefusedError(f"this API key is {key.scope or 'disabled'}: it can look but not "
-                               f"buy; use a READ-WRITE key")  # fmt: skip
+            raise RefusedError(
+                f"this API key is {key.scope or 'disabled'}: it can look but not "
+                f"buy; use a READ-WRITE key"
+            )
         balance = await self.client.balance()
         todo = self.journal.rows([S.PLANNED])
         done = len(self.journal.rows()) - len(todo)
@@ -218,16 +237,20 @@ class Runner:
         if self.journal.get_meta("balance_before") is None:
             self.journal.set_meta(balance_before=balance)
         if self.options.max_total is not None and face > self.options.max_total:
-            raise RefusedError(f"this run would send {face:,.2f} DA of top-ups, more than "
-                               f"--max-total {self.options.max_total:,.2f} DA; nothing was "
-                               f"sent")  # fmt: skip
+            raise RefusedError(
+                f"this run would send {face:,.2f} DA of top-ups, more than "
+                f"--max-total {self.options.max_total:,.2f} DA; nothing was "
+                f"sent"
+            )
         if todo and cost > balance:
-            raise RefusedError(f"the balance is {balance:,.2f} DA but the {len(todo)} rows left "
-                               f"to send cost {cost:,.2f} DA; add funds or split the sheet; "
-                               f"nothing was sent")  # fmt: skip
+            raise RefusedError(
+                f"the balance is {balance:,.2f} DA but the {len(todo)} rows left "
+                f"to send cost {cost:,.2f} DA; add funds or split the sheet; "
+                f"nothing was sent"
+            )
         return Preflight(key.type, key.scope, balance, len(todo), face, cost, done)
 
-    # --- the run -----------------------------------------------------------------------------------
+    # --- the run ---------------------------------------------------------------------------------
 
     async def execute(self) -> Outcome:
         """Reconcile what a previous run left uncertain, submit what is planned, poll to the end."""
@@ -260,13 +283,21 @@ class Runner:
             self.journal.set_meta(balance_after=balance)
         except ApiError:
             pass
-        self.journal.set_meta(finished_at=iso(self.clock.wall()),
-                              stop_reason=self.stop_reason or self._no_more_sends or "")
+        self.journal.set_meta(
+            finished_at=iso(self.clock.wall()),
+            stop_reason=self.stop_reason or self._no_more_sends or "",
+        )
         counts = self.journal.counts()
         throttle = self.client.throttle
-        return Outcome(counts, exit_code_for(counts), self.stop_reason or self._no_more_sends,
-                       len(self.timed_out), self.client.calls,
-                       getattr(throttle, "rate_limited", 0), self.auth_refused)  # fmt: skip
+        return Outcome(
+            counts,
+            exit_code_for(counts),
+            self.stop_reason or self._no_more_sends,
+            len(self.timed_out),
+            self.client.calls,
+            getattr(throttle, "rate_limited", 0),
+            self.auth_refused,
+        )
 
     # --- submission ------------------------------------------------------------------------------
 
@@ -290,9 +321,14 @@ class Runner:
     async def _submit(self, row: Row) -> bool:
         """Send one row. True when it went back to PLANNED and may be tried again."""
         provider_now = self.client.provider_now()
-        row = self.journal.transition(row.idx, S.SENDING, "intent committed before the POST",
-                                      attempts=row.attempts + 1, sent_at=iso(self.clock.wall()),
-                                      provider_sent_at=iso(provider_now))  # fmt: skip
+        row = self.journal.transition(
+            row.idx,
+            S.SENDING,
+            "intent committed before the POST",
+            attempts=row.attempts + 1,
+            sent_at=iso(self.clock.wall()),
+            provider_sent_at=iso(provider_now),
+        )
         try:
             sent = await self._post(row)
         except DuplicatedRef:
@@ -300,25 +336,42 @@ class Runner:
             await self._adopt_by_ref(row, "the provider already had this ref")
             return False
         except InsufficientBalance as e:
-            self.journal.transition(row.idx, S.PLANNED, "refused for balance; not sent",
-                                    error_code=e.code, error_message=e.message)  # fmt: skip
-            self._stop_sending("the balance ran out: the rows left were not sent; add funds, "
-                               "then resume")  # fmt: skip
+            self.journal.transition(
+                row.idx,
+                S.PLANNED,
+                "refused for balance; not sent",
+                error_code=e.code,
+                error_message=e.message,
+            )
+            self._stop_sending(
+                "the balance ran out: the rows left were not sent; add funds, then resume"
+            )
             return False
         except AuthError as e:
-            self.journal.transition(row.idx, S.PLANNED, f"refused: {e.code}; not sent",
-                                    error_code=e.code, error_message=e.message)  # fmt: skip
+            self.journal.transition(
+                row.idx,
+                S.PLANNED,
+                f"refused: {e.code}; not sent",
+                error_code=e.code,
+                error_message=e.message,
+            )
             self.auth_refused = True
             self.request_stop(f"the API refused the key ({e.code}: {e.message})")
             return False
         except RateLimited as e:
-            self.journal.transition(row.idx, S.PLANNED, "rate limited; not processed",
-                                    error_code=e.code)  # fmt: skip
+            self.journal.transition(
+                row.idx, S.PLANNED, "rate limited; not processed", error_code=e.code
+            )
             return self._spend_retry()
         except ApiRefused as e:
             self._success()
-            row = self.journal.transition(row.idx, S.REJECTED, f"refused: {e.code}",
-                                          error_code=e.code, error_message=e.message)  # fmt: skip
+            row = self.journal.transition(
+                row.idx,
+                S.REJECTED,
+                f"refused: {e.code}",
+                error_code=e.code,
+                error_message=e.message,
+            )
             self.progress("rejected", row)
             return False
         except RequestNotSent as e:
@@ -327,14 +380,14 @@ class Runner:
             return self._spend_retry()
         except OutcomeUnknown as e:
             self._failure(e.message)
-            row = self.journal.transition(row.idx, S.UNCERTAIN, e.message,
-                                          error_message=e.message)  # fmt: skip
+            row = self.journal.transition(row.idx, S.UNCERTAIN, e.message, error_message=e.message)
             self.progress("uncertain", row)
             await self.reconcile_uncertain([row])
             return self.journal.row(row.idx).state == S.PLANNED and self._spend_retry()
         self._success()
-        row = self.journal.transition(row.idx, S.SUBMITTED, "accepted", order_id=sent,
-                                      error_code=None, error_message=None)  # fmt: skip
+        row = self.journal.transition(
+            row.idx, S.SUBMITTED, "accepted", order_id=sent, error_code=None, error_message=None
+        )
         self.progress("submitted", row)
         self._schedule(row, first=True)
         return False
@@ -343,15 +396,27 @@ class Runner:
         p = row.payload
         assert row.ref is not None
         if row.kind == "mobile":
-            return (await self.client.send_mobile(plan_code=p["plan_code"], msisdn=p["MSSIDN"],
-                                                  amount=p.get("amount"), ref=row.ref)).order_id
+            return (
+                await self.client.send_mobile(
+                    plan_code=p["plan_code"],
+                    msisdn=p["MSSIDN"],
+                    amount=p.get("amount"),
+                    ref=row.ref,
+                )
+            ).order_id
         if row.kind == "internet":
-            return (await self.client.send_internet(kind=p["type"], number=p["number"],
-                                                    value=p["value"], ref=row.ref)).order_id
-        return (await self.client.place_gift_order(product_id=p["productId"], type_id=p["typeId"],
-                                                   quantity=p["quantity"])).order_id
+            return (
+                await self.client.send_internet(
+                    kind=p["type"], number=p["number"], value=p["value"], ref=row.ref
+                )
+            ).order_id
+        return (
+            await self.client.place_gift_order(
+                product_id=p["productId"], type_id=p["typeId"], quantity=p["quantity"]
+            )
+        ).order_id
 
-    # --- reconciliation ----------------------------------------------------------------------------
+    # --- reconciliation --------------------------------------------------------------------------
 
     async def reconcile_uncertain(self, rows: list[Row]) -> None:
         """SENDING/UNCERTAIN rows: find the order at the provider before anything is resent."""
@@ -368,12 +433,18 @@ class Runner:
 
     async def _adopt_by_ref(self, row: Row, why: str) -> None:
         assert row.ref is not None
-        check = self.client.mobile_check_ref if row.kind == "mobile" else self.client.internet_check_ref
+        check = (
+            self.client.mobile_check_ref if row.kind == "mobile" else self.client.internet_check_ref
+        )
         try:
             status = await check(row.ref)
         except NotFound:
-            self.journal.transition(row.idx, S.PLANNED, "the provider has no order with this ref: "
-                                    "it was never placed; it will be sent again with the same ref")
+            self.journal.transition(
+                row.idx,
+                S.PLANNED,
+                "the provider has no order with this ref: "
+                "it was never placed; it will be sent again with the same ref",
+            )
             return
         except ApiError as e:
             if row.state != S.UNCERTAIN:
@@ -385,9 +456,11 @@ class Runner:
         self._apply_topup(row, status)
 
     async def _reconcile_gift(self, row: Row) -> None:
-        """Gift orders have no ref: look for exactly one unclaimed matching order around the send."""
+        """Gift orders have no ref: find exactly one unclaimed matching order around the send."""
         p = row.payload
-        sent = parse_iso(row.provider_sent_at) if row.provider_sent_at else self.client.provider_now()
+        sent = (
+            parse_iso(row.provider_sent_at) if row.provider_sent_at else self.client.provider_now()
+        )
         margin = timedelta(seconds=self.options.sweep_margin)
         since, until = sent - margin, self.client.provider_now() + margin
         claimed = {r.order_id for r in self.journal.rows() if r.order_id}
@@ -396,19 +469,28 @@ class Runner:
         while page <= pages:
             found = await self.client.gift_list(page=page, page_size=100, since=since, until=until)
             pages = found.total_pages
-            matches += [o for o in found.items if o.product == p["productId"]
-                        and o.type == p["typeId"] and o.quantity == p["quantity"]
-                        and o.id not in claimed]  # fmt: skip
+            matches += [
+                o
+                for o in found.items
+                if o.product == p["productId"]
+                and o.type == p["typeId"]
+                and o.quantity == p["quantity"]
+                and o.id not in claimed
+            ]
             page += 1
         self._success()
         if len(matches) == 1:
-            row = self.journal.transition(row.idx, S.SUBMITTED, "gift order found in the list",
-                                          order_id=matches[0].id)  # fmt: skip
+            row = self.journal.transition(
+                row.idx, S.SUBMITTED, "gift order found in the list", order_id=matches[0].id
+            )
             self._schedule(row, first=False)
             self._apply_gift(row, matches[0])
             return
-        why = ("no matching order in the provider's list" if not matches else
-               f"{len(matches)} matching orders in the provider's list")  # fmt: skip
+        why = (
+            "no matching order in the provider's list"
+            if not matches
+            else f"{len(matches)} matching orders in the provider's list"
+        )
         if not matches and self.options.resend_uncertain_gifts:
             self.journal.transition(row.idx, S.PLANNED, f"{why}; resending as asked")
             return
@@ -468,8 +550,11 @@ class Runner:
                         assert row.order_id
                         self._apply_gift(row, await self.client.gift_check_order(row.order_id))
                     else:
-                        check = (self.client.mobile_check_ref if row.kind == "mobile"
-                                 else self.client.internet_check_ref)  # fmt: skip
+                        check = (
+                            self.client.mobile_check_ref
+                            if row.kind == "mobile"
+                            else self.client.internet_check_ref
+                        )
                         assert row.ref
                         self._apply_topup(row, await check(row.ref))
                     self._success()
@@ -506,15 +591,17 @@ class Runner:
             self._failure(e.message)
         return list(wanted.values())
 
-    # --- applying what the provider says -----------------------------------------------------------
+    # --- applying what the provider says ---------------------------------------------------------
 
     def _apply_topup(self, row: Row, status: TopupStatus) -> None:
         fields: dict[str, Any] = {"provider_status": status.status, "order_id": status.id}
         if status.refund_message:
             fields["refund_message"] = status.refund_message
         if status.suggested_offers:
-            fields["suggested"] = [{"typename": o.typename, "plan_code": o.plan_code,
-                                    "amount": o.amount} for o in status.suggested_offers]  # fmt: skip
+            fields["suggested"] = [
+                {"typename": o.typename, "plan_code": o.plan_code, "amount": o.amount}
+                for o in status.suggested_offers
+            ]
         if status.card_code:
             fields["card_code"] = status.card_code
         if status.num_trans:
@@ -542,7 +629,9 @@ class Runner:
         target = PROVIDER_FINAL.get(provider_status) or PROVIDER_PARKED.get(provider_status)
         if target is None:
             changed = provider_status != row.provider_status
-            self.journal.update(row.idx, f"provider: {provider_status}" if changed else "", **fields)
+            self.journal.update(
+                row.idx, f"provider: {provider_status}" if changed else "", **fields
+            )
             self._reschedule(row.idx)
             return
         if target == S.REFUNDED and row.kind == "mobile" and not fields.get("refund_message"):
@@ -550,4 +639,3 @@ class Runner:
         row = self.journal.transition(row.idx, target, f"provider: {provider_status}", **fields)
         self._due.pop(row.idx, None)
         self.progress("parked" if target in PROVIDER_PARKED.values() else "settled", row)
-

@@ -24,19 +24,40 @@ from .errors import SheetError
 #: canonical column -> normalised header aliases
 ALIASES: dict[str, tuple[str, ...]] = {
     "kind": ("kind", "genre", "typecommande", "service", "categorie", "category"),
-    "phone": ("phone", "msisdn", "mssidn", "numero", "telephone", "tel", "mobile", "gsm",
-              "phonenumber", "numerotelephone", "numerodetelephone", "numtel", "portable"),
+    "phone": (
+        "phone",
+        "msisdn",
+        "mssidn",
+        "numero",
+        "telephone",
+        "tel",
+        "mobile",
+        "gsm",
+        "phonenumber",
+        "numerotelephone",
+        "numerodetelephone",
+        "numtel",
+        "portable",
+    ),
     "plan_code": ("plancode", "plan", "offre", "forfait", "offer", "codeoffre", "codeplan"),
     "amount": ("amount", "montant", "somme", "montantda", "montantdzd", "amountdzd"),
     "internet_type": ("internettype", "type", "typeinternet", "typeligne", "linetype"),
-    "number": ("number", "ligne", "numeroligne", "line", "numerointernet", "internetnumber",
-               "numeroadsl", "numero4g"),
+    "number": (
+        "number",
+        "ligne",
+        "numeroligne",
+        "line",
+        "numerointernet",
+        "internetnumber",
+        "numeroadsl",
+        "numero4g",
+    ),
     "value": ("value", "valeur", "denomination", "carte", "valeurcarte"),
     "product_id": ("productid", "product", "produit", "idproduit", "giftproduct", "giftcard"),
     "type_id": ("typeid", "idtype", "gifttype", "typecarte", "variante"),
     "quantity": ("quantity", "quantite", "qty", "qte", "nombre", "nb"),
     "ref": ("ref", "reference", "orderref"),
-}  # fmt: skip
+}
 _LOOKUP = {alias: canon for canon, aliases in ALIASES.items() for alias in aliases}
 KEY_COLUMNS = {"phone", "number", "product_id"}
 
@@ -125,7 +146,7 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> Sheet:
     return _read_csv(path)
 
 
-# --- workbooks ----------------------------------------------------------------------------------
+# --- workbooks -----------------------------------------------------------------------------------
 
 
 def _refuse_hostile_zip(path: Path) -> None:
@@ -134,31 +155,43 @@ def _refuse_hostile_zip(path: Path) -> None:
             infos = z.infolist()
             total = sum(i.file_size for i in infos)
             if total > MAX_UNCOMPRESSED:
-                raise SheetError(f"{path} would expand to {total / 2**20:,.0f} MB; refusing a "
-                                 f"file that large (is it a zip bomb?)")  # fmt: skip
+                raise SheetError(
+                    f"{path} would expand to {total / 2**20:,.0f} MB; refusing a "
+                    f"file that large (is it a zip bomb?)"
+                )
             for info in infos:
                 ratio = info.file_size / max(info.compress_size, 1)
                 if info.file_size > 10 * 2**20 and ratio > MAX_RATIO:
-                    raise SheetError(f"{path} is compressed {ratio:,.0f} to 1, far beyond any "
-                                     f"real spreadsheet; refusing it (zip bomb?)")  # fmt: skip
+                    raise SheetError(
+                        f"{path} is compressed {ratio:,.0f} to 1, far beyond any "
+                        f"real spreadsheet; refusing it (zip bomb?)"
+                    )
                 if info.filename.endswith((".xml", ".rels")):
                     with z.open(info) as member:
                         start = member.read(64 * 1024)
                     if b"<!DOCTYPE" in start or b"<!ENTITY" in start:
-                        raise SheetError(f"{path} contains XML entity declarations "
-                                         f"({info.filename}), which spreadsheets never need; "
-                                         f"refusing it")  # fmt: skip
+                        raise SheetError(
+                            f"{path} contains XML entity declarations "
+                            f"({info.filename}), which spreadsheets never need; "
+                            f"refusing it"
+                        )
     except zipfile.BadZipFile:
-        raise SheetError(f"{path} looks like a zip file but is damaged or not a spreadsheet") from None
+        raise SheetError(
+            f"{path} looks like a zip file but is damaged or not a spreadsheet"
+        ) from None
 
 
-def _read_workbook(path: Path, sheet: str | None) -> tuple[list[list[Any]], str, dict[int, set[int]]]:
+def _read_workbook(
+    path: Path, sheet: str | None
+) -> tuple[list[list[Any]], str, dict[int, set[int]]]:
     from python_calamine import CalamineWorkbook
 
     try:
         wb = CalamineWorkbook.from_path(str(path))
     except Exception as e:  # calamine raises its own error types for every kind of damage
-        raise SheetError(f"{path} is not a spreadsheet that can be read ({type(e).__name__})") from None
+        raise SheetError(
+            f"{path} is not a spreadsheet that can be read ({type(e).__name__})"
+        ) from None
     names = wb.sheet_names
     if not names:
         raise SheetError(f"{path} has no sheets")
@@ -209,7 +242,7 @@ def _cell_ref(ref: str) -> tuple[int, int]:
     return int(m.group(2)), col - 1
 
 
-# --- CSV --------------------------------------------------------------------------------------
+# --- CSV -----------------------------------------------------------------------------------------
 
 
 def _read_csv(path: Path) -> Sheet:
@@ -241,7 +274,7 @@ def _read_csv(path: Path) -> Sheet:
 
 
 def _sniff_delimiter(text: str) -> str:
-    lines = [line for line in text.splitlines()[:HEADER_SCAN_ROWS + 20] if line.strip()]
+    lines = [line for line in text.splitlines()[: HEADER_SCAN_ROWS + 20] if line.strip()]
     best, best_score = ",", -1
     for delimiter in (",", ";", "\t", "|"):
         counts = [len(r) for r in csv.reader(lines, delimiter=delimiter)]
@@ -255,19 +288,20 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-# --- header and rows ----------------------------------------------------------------------------
+# --- header and rows -----------------------------------------------------------------------------
 
 
-def _to_sheet(path: Path, name: str, grid: list[list[Any]],
-              formulas: dict[int, set[int]]) -> Sheet:  # fmt: skip
+def _to_sheet(path: Path, name: str, grid: list[list[Any]], formulas: dict[int, set[int]]) -> Sheet:
     header_index = _find_header(grid)
     if header_index is None:
         where = f"sheet {name!r} of {path}" if name else str(path)
         if not any(any(cell_text(c) for c in row) for row in grid):
             raise SheetError(f"{where} is empty")
-        raise SheetError(f"{where} has no header row that names the orders' columns: expected "
-                         f"headers such as phone, plan_code, amount (or Numéro, Offre, Montant) "
-                         f"in the first {HEADER_SCAN_ROWS} rows")  # fmt: skip
+        raise SheetError(
+            f"{where} has no header row that names the orders' columns: expected "
+            f"headers such as phone, plan_code, amount (or Numéro, Offre, Montant) "
+            f"in the first {HEADER_SCAN_ROWS} rows"
+        )
     headers = [cell_text(c) for c in grid[header_index]]
     columns: list[str] = []
     for i, header in enumerate(headers):

@@ -10,8 +10,20 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from .catalog import Catalog
 
-COLUMNS = ["kind", "phone", "plan_code", "amount", "internet_type", "number", "value",
-           "product_id", "type_id", "quantity", "name", "employee_id"]  # fmt: skip
+COLUMNS = [
+    "kind",
+    "phone",
+    "plan_code",
+    "amount",
+    "internet_type",
+    "number",
+    "value",
+    "product_id",
+    "type_id",
+    "quantity",
+    "name",
+    "employee_id",
+]
 TEXT_COLUMNS = {"phone", "number", "product_id", "type_id", "employee_id"}
 ROWS = 1000
 
@@ -38,11 +50,16 @@ def write_template(path: str | Path, catalog: Catalog) -> None:
         cell.fill = PatternFill("solid", fgColor="305496")
     ws.freeze_panes = "A2"
     lists = wb.create_sheet("Lists")
-    columns = {
+    columns: dict[str, list[str]] = {
         "kind": ["mobile", "internet", "giftcard"],
         "plan_code": sorted(p.code for p in catalog.plans.values() if p.enabled),
         "internet_type": ["ADSL", "4G"],
-        "value": sorted({p.value for ps in catalog.internet.values() for p in ps if p.available}),
+        "value": [
+            str(v)
+            for v in sorted(
+                {p.value for ps in catalog.internet.values() for p in ps if p.available}
+            )
+        ],
         "product_id": [p.id for p in catalog.gifts.values() if p.enabled],
         "type_id": sorted({t.id for ts in catalog.gift_types.values() for t in ts}),
     }
@@ -54,8 +71,11 @@ def write_template(path: str | Path, catalog: Catalog) -> None:
         if not values:
             continue
         col = ws.cell(row=1, column=COLUMNS.index(name) + 1).column_letter
-        dv = DataValidation(type="list", formula1=f"=Lists!${letter}$2:${letter}${len(values) + 1}",
-                            allow_blank=True)  # fmt: skip
+        dv = DataValidation(
+            type="list",
+            formula1=f"=Lists!${letter}$2:${letter}${len(values) + 1}",
+            allow_blank=True,
+        )
         dv.add(f"{col}2:{col}{ROWS + 1}")
         ws.add_data_validation(dv)
     for j, name in enumerate(COLUMNS, start=1):

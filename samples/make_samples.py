@@ -9,8 +9,20 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 HERE = Path(__file__).parent
-HEADERS = ["Name", "Employee ID", "Kind", "Phone", "Plan", "Amount", "Internet type", "Number",
-           "Value", "Product ID", "Type ID", "Quantity"]  # fmt: skip
+HEADERS = [
+    "Name",
+    "Employee ID",
+    "Kind",
+    "Phone",
+    "Plan",
+    "Amount",
+    "Internet type",
+    "Number",
+    "Value",
+    "Product ID",
+    "Type ID",
+    "Quantity",
+]
 ROWS = [
     ["Amina Benali", "E001", "mobile", "0778037340", "PREPAID_DJEZZY", "1000"],
     ["Karim Haddad", "E002", "mobile", "0661234567", "PREPAID_MOBILIS", "500"],
@@ -22,13 +34,49 @@ ROWS = [
     ["Test: unknown outcome", "T003", "mobile", "0600000003", "PREPAID_DJEZZY", "300"],
     ["Office Alger (ADSL)", "OFF1", "internet", "", "", "", "ADSL", "036362608", "1000"],
     ["Office Oran (4G)", "OFF2", "internet", "", "", "", "4G", "213661234567", "1500"],
-    ["Rewards: PSN", "E006", "giftcard", "", "", "", "", "", "", "507f1f77bcf86cd799439011",
-     "type_001", "2"],
-    ["Rewards: Netflix", "E007", "giftcard", "", "", "", "", "", "", "507f1f77bcf86cd799439014",
-     "nf_1m", "1"],
-    ["Test: partial fill", "T004", "giftcard", "", "", "", "", "", "",
-     "507f1f77bcf86cd799439012", "TEST_PARTIAL", "4"],
-]  # fmt: skip
+    [
+        "Rewards: PSN",
+        "E006",
+        "giftcard",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "507f1f77bcf86cd799439011",
+        "type_001",
+        "2",
+    ],
+    [
+        "Rewards: Netflix",
+        "E007",
+        "giftcard",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "507f1f77bcf86cd799439014",
+        "nf_1m",
+        "1",
+    ],
+    [
+        "Test: partial fill",
+        "T004",
+        "giftcard",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "507f1f77bcf86cd799439012",
+        "TEST_PARTIAL",
+        "4",
+    ],
+]
 
 MESSY_HEADERS = ["Nom", "Numéro", "Offre", "Montant", "Remarque"]
 MESSY_ROWS = [

@@ -45,15 +45,17 @@ def app(world: World) -> EmulatorApp:
 @pytest.fixture
 async def http(app: EmulatorApp) -> AsyncIterator[httpx.AsyncClient]:
     """A raw HTTP client on the emulator, with the sandbox key."""
-    async with httpx.AsyncClient(transport=EmulatorTransport(app), base_url=BASE,
-                                 headers={"X-Access-Token": SANDBOX_KEY}) as h:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(app), base_url=BASE, headers={"X-Access-Token": SANDBOX_KEY}
+    ) as h:
         yield h
 
 
 @pytest.fixture
 async def client(app: EmulatorApp) -> AsyncIterator[OneClickClient]:
-    async with OneClickClient(BASE, SANDBOX_KEY, transport=EmulatorTransport(app),
-                              retry=RetryPolicy(sleep=no_wait)) as c:  # fmt: skip
+    async with OneClickClient(
+        BASE, SANDBOX_KEY, transport=EmulatorTransport(app), retry=RetryPolicy(sleep=no_wait)
+    ) as c:
         yield c
 
 

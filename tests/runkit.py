@@ -26,8 +26,14 @@ async def instant(seconds: float) -> None:
 
 def sheet_of(*rows: dict[str, str]) -> Sheet:
     columns = sorted({k for r in rows for k in r})
-    return Sheet(Path("t.csv"), "", columns, columns,
-                 [SheetRow(i + 2, dict(r)) for i, r in enumerate(rows)], 1)  # fmt: skip
+    return Sheet(
+        Path("t.csv"),
+        "",
+        columns,
+        columns,
+        [SheetRow(i + 2, dict(r)) for i, r in enumerate(rows)],
+        1,
+    )
 
 
 def mobile(phone: str, amount: int = 500, plan: str = "PREPAID_MOBILIS") -> dict[str, str]:
@@ -38,8 +44,9 @@ def internet(number: str, value: int = 1000, kind: str = "ADSL") -> dict[str, st
     return {"internet_type": kind, "number": number, "value": str(value)}
 
 
-def gift(type_id: str = "type_001", qty: int = 1,
-         product: str = "507f1f77bcf86cd799439011") -> dict[str, str]:  # fmt: skip
+def gift(
+    type_id: str = "type_001", qty: int = 1, product: str = "507f1f77bcf86cd799439011"
+) -> dict[str, str]:
     return {"product_id": product, "type_id": type_id, "quantity": str(qty)}
 
 
@@ -54,32 +61,50 @@ class Kit:
     def __post_init__(self) -> None:
         self.app.world.rate_clock = self.clock.now  # the rate limit runs on virtual time too
 
-    def client(self, timeout: httpx.Timeout | None = None,
-               transport: httpx.AsyncBaseTransport | None = None) -> OneClickClient:  # fmt: skip
+    def client(
+        self,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> OneClickClient:
         kw: dict[str, Any] = {"timeout": timeout} if timeout else {}
-        return OneClickClient(BASE, self.key, transport=transport or EmulatorTransport(self.app),
-                              retry=RetryPolicy(sleep=self.clock.sleep),
-                              throttle=AdaptiveThrottle(2000, sleep=self.clock.sleep,
-                                                        now=self.clock.now),
-                              wall=self.clock.wall, **kw)  # fmt: skip
+        return OneClickClient(
+            BASE,
+            self.key,
+            transport=transport or EmulatorTransport(self.app),
+            retry=RetryPolicy(sleep=self.clock.sleep),
+            throttle=AdaptiveThrottle(2000, sleep=self.clock.sleep, now=self.clock.now),
+            wall=self.clock.wall,
+            **kw,
+        )
 
     def journal(self) -> Journal:
         return open_batch(self.state, self.batch, now=lambda: iso(self.clock.wall()))
 
-    async def load(self, *rows: dict[str, str], allow_duplicates: bool = False) -> None:
+    async def load(
+        self, *rows: dict[str, str], allow_duplicates: bool = False, allow_invalid: bool = False
+    ) -> None:
         async with self.client() as client:
-            catalog = await load_catalog(client, self.state, BASE,
-                                         gift_products={r["product_id"] for r in rows
-                                                        if "product_id" in r})  # fmt: skip
-        validation = build_orders(sheet_of(*rows), self.batch, catalog,
-                                  allow_duplicates=allow_duplicates)  # fmt: skip
-        assert not validation.invalid, [str(p) for p in validation.problems]
+            catalog = await load_catalog(
+                client,
+                self.state,
+                BASE,
+                gift_products={r["product_id"] for r in rows if "product_id" in r},
+            )
+        validation = build_orders(
+            sheet_of(*rows), self.batch, catalog, allow_duplicates=allow_duplicates
+        )
+        assert allow_invalid or not validation.invalid, [str(p) for p in validation.problems]
         with self.journal() as j:
             j.sync_orders(validation.orders, skip_invalid=False)
 
-    async def run(self, options: RunOptions | None = None, *, preflight: bool = True,
-                  timeout: httpx.Timeout | None = None,
-                  transport: httpx.AsyncBaseTransport | None = None) -> Outcome:  # fmt: skip
+    async def run(
+        self,
+        options: RunOptions | None = None,
+        *,
+        preflight: bool = True,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> Outcome:
         with self.journal() as j:
             async with self.client(timeout, transport) as client:
                 runner = Runner(j, client, self.clock, options or RunOptions(concurrency=4))

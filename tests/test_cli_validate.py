@@ -28,8 +28,10 @@ def test_sample_is_valid(cli) -> None:
     result = cli("validate", str(SAMPLES / "orders.xlsx"))
     assert result.exit_code == 0, result.output
     assert "every row is valid" in result.output
-    assert "rows: 13 (mobile 8 valid / 0 invalid, internet 2 valid / 0 invalid, giftcard 3 valid" \
-        in result.output  # fmt: skip
+    assert (
+        "rows: 13 (mobile 8 valid / 0 invalid, internet 2 valid / 0 invalid, giftcard 3 valid"
+        in result.output
+    )
 
 
 def test_messy_sheet_json(cli) -> None:
@@ -39,11 +41,15 @@ def test_messy_sheet_json(cli) -> None:
     rows = {r["row"]: r for r in out["rows"]}
     assert rows[4]["valid"] and rows[4]["order"]["MSSIDN"] == "0778037340"
     assert rows[4]["kind"] == "mobile" and rows[4]["ref"].startswith("dec-")
-    assert rows[4]["warnings"] == [{"column": "phone",
-                                    "message": "leading 0 restored (lost by Excel): read as "
-                                               "0778037340"}]  # fmt: skip
-    assert rows[11]["errors"] == [{"column": "phone", "message": '"77803734" has 8 digits; an '
-                                   "Algerian mobile number has 10 (0XXXXXXXXX)"}]  # fmt: skip
+    assert rows[4]["warnings"] == [
+        {"column": "phone", "message": "leading 0 restored (lost by Excel): read as 0778037340"}
+    ]
+    assert rows[11]["errors"] == [
+        {
+            "column": "phone",
+            "message": '"77803734" has 8 digits; an Algerian mobile number has 10 (0XXXXXXXXX)',
+        }
+    ]
     assert rows[11]["ref"] is None
     assert out["summary"]["per_kind"]["mobile"] == {"valid": 6, "invalid": 3}
     assert out["summary"]["face_value"] == 5750

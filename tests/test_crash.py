@@ -33,8 +33,9 @@ def provider() -> Iterator[tuple[str, World]]:
     world = World(clock=SystemClock(SPEED))
     world.faults.update({"ref_dedup": False})
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(world), host="127.0.0.1", port=port,
-                                           log_level="critical"))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(world), host="127.0.0.1", port=port, log_level="critical")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -54,18 +55,25 @@ class Drill:
         lines += [f"emp{i},06612{i:05d},PREPAID_MOBILIS,{100 + i}" for i in range(rows)]
         self.sheet.write_text("\n".join(lines) + "\n")
         self.rows = rows
-        self.env = {**os.environ, "ONECLICK_API_KEY": SANDBOX_KEY, "ONECLICK_API_URL": url,
-                    "BULK_TOPUP_STATE_DIR": str(self.state),
-                    "BULK_TOPUP_CLOCK_SPEED": str(SPEED)}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "ONECLICK_API_KEY": SANDBOX_KEY,
+            "ONECLICK_API_URL": url,
+            "BULK_TOPUP_STATE_DIR": str(self.state),
+            "BULK_TOPUP_CLOCK_SPEED": str(SPEED),
+        }
         self.journal = batch_path(self.state, "crash")
 
     def cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "bulk_topup", *args]
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.cli("run", str(self.sheet), "--batch", "crash", "--yes",
-                                         *extra), env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+        return subprocess.Popen(
+            self.cli("run", str(self.sheet), "--batch", "crash", "--yes", *extra),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
     def finish(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(self.cli(*args), env=self.env, capture_output=True, timeout=timeout)
@@ -135,8 +143,7 @@ def test_kill_after_provider_committed_before_answer(provider, tmp_path: Path) -
         orders, states = d.orders(), d.states()
         return any(states.get(ref) == "SENDING" for ref in orders)
 
-    d.wait("an order the provider holds while the journal still says SENDING",
-           committed_unanswered)  # fmt: skip
+    d.wait("an order the provider holds while the journal still says SENDING", committed_unanswered)
     d.kill(proc)
     d.resume_and_check()
 
@@ -144,8 +151,10 @@ def test_kill_after_provider_committed_before_answer(provider, tmp_path: Path) -
 def test_kill_mid_poll(provider, tmp_path: Path) -> None:
     d = Drill(*provider, tmp_path, rows=5)
     proc = d.start("--rate", "50")
-    d.wait("every row submitted, none settled",
-           lambda: len(d.states()) == 5 and set(d.states().values()) == {"SUBMITTED"})
+    d.wait(
+        "every row submitted, none settled",
+        lambda: len(d.states()) == 5 and set(d.states().values()) == {"SUBMITTED"},
+    )
     d.kill(proc)
     states = d.resume_and_check()
     assert set(states.values()) == {"FULFILLED"}

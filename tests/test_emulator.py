@@ -35,29 +35,41 @@ def error(response: httpx.Response, status: int, code: str) -> dict:
     return body["error"]
 
 
-async def send(http: httpx.AsyncClient, msisdn: str = "0778037340", ref: str = "order-001",
-               plan: str = "PREPAID_DJEZZY", amount: int | None = 500) -> httpx.Response:  # fmt: skip
+async def send(
+    http: httpx.AsyncClient,
+    msisdn: str = "0778037340",
+    ref: str = "order-001",
+    plan: str = "PREPAID_DJEZZY",
+    amount: int | None = 500,
+) -> httpx.Response:
     body = {"plan_code": plan, "MSSIDN": msisdn, "ref": ref}
     if amount is not None:
         body["amount"] = amount
     return await http.post("/v3/mobile/send", json=body)
 
 
-# --- core and account ---------------------------------------------------------------------------
+# --- core and account ----------------------------------------------------------------------------
 
 
 async def test_ping_needs_no_key(app) -> None:
     async with httpx.AsyncClient(transport=EmulatorTransport(app), base_url=BASE) as anon:
         d = data(await anon.get("/v3/ping"))
-    assert d == {"api": "ok", "operators": {"mobilis": "up", "ooredoo": "up", "djezzy": "up",
-                                            "mobilisFixedPlans": "up"}}  # fmt: skip
+    assert d == {
+        "api": "ok",
+        "operators": {"mobilis": "up", "ooredoo": "up", "djezzy": "up", "mobilisFixedPlans": "up"},
+    }
 
 
 async def test_validate_shows_key_type_and_scope(http) -> None:
     d = data(await http.get("/v3/validate"))
     assert d["username"] == "+213665983439"
-    assert d["apiKey"] == {"key": SANDBOX_KEY, "isEnabled": True, "type": "SANDBOX",
-                           "allowedips": [], "scope": "READ-WRITE"}  # fmt: skip
+    assert d["apiKey"] == {
+        "key": SANDBOX_KEY,
+        "isEnabled": True,
+        "type": "SANDBOX",
+        "allowedips": [],
+        "scope": "READ-WRITE",
+    }
 
 
 async def test_missing_and_wrong_keys_then_ip_blocked(app) -> None:
@@ -81,8 +93,11 @@ async def test_missing_and_wrong_keys_then_ip_blocked(app) -> None:
 
 async def test_read_only_key_cannot_send(clock) -> None:
     world = World(clock=clock, keys={"ro": ApiKey("ro", "PRODUCTION", "READ-ONLY")})
-    async with httpx.AsyncClient(transport=EmulatorTransport(create_app(world)), base_url=BASE,
-                                 headers={"X-Access-Token": "ro"}) as ro:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(create_app(world)),
+        base_url=BASE,
+        headers={"X-Access-Token": "ro"},
+    ) as ro:
         assert data(await ro.get("/v3/validate"))["apiKey"]["type"] == "PRODUCTION"
         error(await send(ro), 403, "ACCESS_DENIED")
         data(await ro.get("/v3/account/balance"))
@@ -97,29 +112,47 @@ async def test_balance_debited_at_send_and_credited_on_refund(http, world) -> No
     assert data(await http.get("/v3/account/balance"))["balance"] == start
     tx = data(await http.get("/v3/account/transactions"))
     assert [t["type"] for t in tx["items"]] == ["REFUND-FLEXY", "FLEXY"]
-    assert set(tx["items"][0]) == {"_id", "type", "operation", "amount", "oldBalance",
-                                   "newBalance", "objid", "note", "time"}  # fmt: skip
+    assert set(tx["items"][0]) == {
+        "_id",
+        "type",
+        "operation",
+        "amount",
+        "oldBalance",
+        "newBalance",
+        "objid",
+        "note",
+        "time",
+    }
 
 
 async def test_insufficient_balance(clock) -> None:
     world = World(clock=clock, balance=300)
-    async with httpx.AsyncClient(transport=EmulatorTransport(create_app(world)), base_url=BASE,
-                                 headers={"X-Access-Token": SANDBOX_KEY}) as h:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(create_app(world)),
+        base_url=BASE,
+        headers={"X-Access-Token": SANDBOX_KEY},
+    ) as h:
         e = error(await send(h, amount=500), 403, "INSUFFICIENT_BALANCE")
     assert e["message"] == "Your balance is insufficient for this operation"
     assert e["details"] == {"required": 496.25, "available": 300}
 
 
-# --- mobile -------------------------------------------------------------------------------------
+# --- mobile --------------------------------------------------------------------------------------
 
 
 async def test_plans_have_documented_shapes(http) -> None:
     d = data(await http.get("/v3/mobile/plans"))
     dyn = {p["code"]: p for p in d["dynamicPlans"]}
     fixed = {p["code"]: p for p in d["fixedPlans"]}
-    assert dyn["PREPAID_DJEZZY"] == {"code": "PREPAID_DJEZZY", "name": "📱 PREPAID | عادي",
-                                     "operator": "Djezzy", "cost": 0.9925, "isEnabled": True,
-                                     "min_amount": 100, "max_amount": 10000}  # fmt: skip
+    assert dyn["PREPAID_DJEZZY"] == {
+        "code": "PREPAID_DJEZZY",
+        "name": "📱 PREPAID | عادي",
+        "operator": "Djezzy",
+        "cost": 0.9925,
+        "isEnabled": True,
+        "min_amount": 100,
+        "max_amount": 10000,
+    }
     assert "cost" not in dyn["GROS_MOBILIS"]
     assert fixed["PIXX_500"]["amount"] == 500
     assert {"GETMENU_Mobilis", "GETMENU_Ooredoo", "GETMENU_Djezzy"} <= set(dyn)
@@ -135,18 +168,28 @@ async def test_documented_timeline_pending_handling_fulfilled(http, clock: Virtu
         seen.append(data(await http.get("/v3/mobile/check-ref/order-001"))["status"])
     assert seen == ["PENDING", "PENDING", "HANDLING", "HANDLING", "FULFILLED", "FULFILLED"]
     by_id = data(await http.get(f"/v3/mobile/check-id/{d['topupId']}"))
-    assert by_id == {"ref": "order-001", "status": "FULFILLED", "plan_code": "PREPAID_DJEZZY",
-                     "MSSIDN": "0778037340", "topup_amount": 500, "balance_amount": 496.25,
-                     "created_at": "2025-10-29T00:00:00.000Z", "_id": d["topupId"]}  # fmt: skip
+    assert by_id == {
+        "ref": "order-001",
+        "status": "FULFILLED",
+        "plan_code": "PREPAID_DJEZZY",
+        "MSSIDN": "0778037340",
+        "topup_amount": 500,
+        "balance_amount": 496.25,
+        "created_at": "2025-10-29T00:00:00.000Z",
+        "_id": d["topupId"],
+    }
 
 
-@pytest.mark.parametrize(("msisdn", "status", "offers"), [
-    ("0600000001", "REFUNDED", False),
-    ("0600000002", "REFUNDED", True),
-    ("0600000003", "UNKNOWN_ERROR", False),
-    ("0600000004", "UNKNOWN_ERROR", False),
-    ("0661234567", "FULFILLED", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("msisdn", "status", "offers"),
+    [
+        ("0600000001", "REFUNDED", False),
+        ("0600000002", "REFUNDED", True),
+        ("0600000003", "UNKNOWN_ERROR", False),
+        ("0600000004", "UNKNOWN_ERROR", False),
+        ("0661234567", "FULFILLED", False),
+    ],
+)
 async def test_sandbox_numbers(http, clock, msisdn, status, offers) -> None:
     data(await send(http, msisdn, "t"))
     clock.advance(25)
@@ -155,8 +198,9 @@ async def test_sandbox_numbers(http, clock, msisdn, status, offers) -> None:
     assert ("refund_message" in d) == (status != "FULFILLED")
     assert ("suggested_offers" in d) == offers
     if offers:
-        assert d["suggested_offers"] == [{"typename": "📋 FACTURE | فاتورة",
-                                          "plan_code": "FACTURE_DJEZZY", "amount": 500}]  # fmt: skip
+        assert d["suggested_offers"] == [
+            {"typename": "📋 FACTURE | فاتورة", "plan_code": "FACTURE_DJEZZY", "amount": 500}
+        ]
     if status == "REFUNDED":
         assert d["balance_amount"] == 0
 
@@ -181,18 +225,21 @@ async def test_getmenu_answers_with_suggested_offers(http, clock) -> None:
     assert [o["plan_code"] for o in d["suggested_offers"]] == ["PREPAID_MOBILIS", "MIX500_MOBILIS"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "778037340", "amount": 500}, "MSSIDN"),
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": 778037340, "amount": 500}, "MSSIDN"),
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "+213778037340", "amount": 500}, "MSSIDN"),
-    ({"MSSIDN": "0778037340", "amount": 500}, "plan_code"),
-    ({"plan_code": "NOPE", "MSSIDN": "0778037340", "amount": 500}, "plan_code"),
-    ({"plan_code": "FACTURE_OOREDOO", "MSSIDN": "0558037340", "amount": 500}, "plan_code"),
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340"}, "amount"),
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340", "amount": 50}, "amount"),
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340", "amount": 10001}, "amount"),
-    ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340", "amount": 99.5}, "amount"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "778037340", "amount": 500}, "MSSIDN"),
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": 778037340, "amount": 500}, "MSSIDN"),
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "+213778037340", "amount": 500}, "MSSIDN"),
+        ({"MSSIDN": "0778037340", "amount": 500}, "plan_code"),
+        ({"plan_code": "NOPE", "MSSIDN": "0778037340", "amount": 500}, "plan_code"),
+        ({"plan_code": "FACTURE_OOREDOO", "MSSIDN": "0558037340", "amount": 500}, "plan_code"),
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340"}, "amount"),
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340", "amount": 50}, "amount"),
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340", "amount": 10001}, "amount"),
+        ({"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340", "amount": 99.5}, "amount"),
+    ],
+)
 async def test_mobile_validation(http, world, body, field) -> None:
     e = error(await http.post("/v3/mobile/send", json=body), 400, "ERR_VALIDATION")
     assert e["details"]["field"] == field
@@ -215,9 +262,14 @@ async def test_duplicated_ref_and_not_found(http, world) -> None:
     data(await send(http))
     e = error(await send(http, "0661234567"), 403, "DUPLICATED_REF")
     assert e["message"] == "This reference ID is already in use"
-    e = error(await http.post("/v3/internet/send", json={"type": "ADSL", "number": "036362608",
-                                                         "value": 1000, "ref": "order-001"}),
-              403, "DUPLICATED_REF")  # fmt: skip
+    e = error(
+        await http.post(
+            "/v3/internet/send",
+            json={"type": "ADSL", "number": "036362608", "value": 1000, "ref": "order-001"},
+        ),
+        403,
+        "DUPLICATED_REF",
+    )
     e = error(await http.get("/v3/mobile/check-ref/order-12345"), 404, "NOT_FOUND")
     assert e["message"] == "Top-up with reference 'order-12345' not found"
     error(await http.get("/v3/mobile/check-id/ffffffffffffffffffffffff"), 404, "NOT_FOUND")
@@ -231,7 +283,7 @@ async def test_refs_with_url_characters(http) -> None:
     assert data(await http.get(path))["ref"] == ref
 
 
-# --- lists ----------------------------------------------------------------------------------------
+# --- lists ---------------------------------------------------------------------------------------
 
 
 async def test_pagination_and_time_window(http, clock) -> None:
@@ -244,40 +296,56 @@ async def test_pagination_and_time_window(http, clock) -> None:
     window = {"from": "2025-10-29T00:05:00.000Z", "to": "2025-10-29T00:09:59.000Z"}
     d = data(await http.get("/v3/mobile/list", params=window))
     assert [i["ref"] for i in d["items"]] == ["p9", "p8", "p7", "p6", "p5"]
-    error(await http.get("/v3/mobile/list", params={"from": window["from"]}), 400,
-          "ERR_VALIDATION")  # fmt: skip
+    error(await http.get("/v3/mobile/list", params={"from": window["from"]}), 400, "ERR_VALIDATION")
     error(await http.get("/v3/mobile/list", params={"pageSize": 101}), 400, "ERR_VALIDATION")
     error(await http.get("/v3/mobile/list", params={"page": 0}), 400, "ERR_VALIDATION")
 
 
-# --- internet -------------------------------------------------------------------------------------
+# --- internet ------------------------------------------------------------------------------------
 
 
 async def test_internet_products_and_check_number(http) -> None:
     d = data(await http.get("/v3/internet/products", params={"type": "ADSL"}))
     assert d["products"][0] == {"value": 500, "cost": 490, "available": True}
     assert any(not p["available"] for p in d["products"])
-    adsl = data(await http.get("/v3/internet/check-number",
-                               params={"type": "ADSL", "number": "036362608"}))  # fmt: skip
+    adsl = data(
+        await http.get("/v3/internet/check-number", params={"type": "ADSL", "number": "036362608"})
+    )
     assert adsl == {"ncli": "03636*****", "offre": "FTTc-b_10M'", "type": "ADSL"}
-    lte = data(await http.get("/v3/internet/check-number",
-                              params={"type": "4G", "number": "213661234567"}))  # fmt: skip
+    lte = data(
+        await http.get("/v3/internet/check-number", params={"type": "4G", "number": "213661234567"})
+    )
     assert lte["type"] == "4GLTE"
-    e = error(await http.get("/v3/internet/check-number",
-                             params={"type": "ADSL", "number": "123456"}), 400, "ERR_PHONE")  # fmt: skip
+    e = error(
+        await http.get("/v3/internet/check-number", params={"type": "ADSL", "number": "123456"}),
+        400,
+        "ERR_PHONE",
+    )
     assert e["message"] == "Invalid phone number for ADSL service"
-    assert e["details"] == {"number": "123456", "type": "ADSL",
-                            "reason": "Number does not match required format"}  # fmt: skip
+    assert e["details"] == {
+        "number": "123456",
+        "type": "ADSL",
+        "reason": "Number does not match required format",
+    }
 
 
-@pytest.mark.parametrize(("number", "kind", "end"), [
-    ("036362608", "ADSL", "FULFILLED"), ("000000001", "ADSL", "REFUNDED"),
-    ("000000002", "ADSL", "QUEUED"), ("213661234567", "4G", "FULFILLED"),
-    ("213000000001", "4G", "REFUNDED"), ("213000000002", "4G", "QUEUED"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("number", "kind", "end"),
+    [
+        ("036362608", "ADSL", "FULFILLED"),
+        ("000000001", "ADSL", "REFUNDED"),
+        ("000000002", "ADSL", "QUEUED"),
+        ("213661234567", "4G", "FULFILLED"),
+        ("213000000001", "4G", "REFUNDED"),
+        ("213000000002", "4G", "QUEUED"),
+    ],
+)
 async def test_internet_outcomes(http, clock, number, kind, end) -> None:
-    d = data(await http.post("/v3/internet/send",
-                             json={"type": kind, "number": number, "value": 1000, "ref": "i1"}))
+    d = data(
+        await http.post(
+            "/v3/internet/send", json={"type": kind, "number": number, "value": 1000, "ref": "i1"}
+        )
+    )
     assert data(await http.get("/v3/internet/check-ref/i1"))["status"] == "HANDLING"
     clock.advance(11)
     d = data(await http.get(f"/v3/internet/check-id/{d['topupId']}"))
@@ -292,37 +360,47 @@ async def test_internet_outcomes(http, clock, number, kind, end) -> None:
     assert [t["ref"] for t in listed["topups"]] == ["i1"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"type": "3G", "number": "036362608", "value": 1000}, "type"),
-    ({"type": "ADSL", "number": "36362608", "value": 1000}, "number"),
-    ({"type": "4G", "number": "036362608", "value": 1000}, "number"),
-    ({"type": "ADSL", "number": "036362608", "value": 750}, "value"),
-    ({"type": "ADSL", "number": "036362608", "value": 5000}, "value"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "3G", "number": "036362608", "value": 1000}, "type"),
+        ({"type": "ADSL", "number": "36362608", "value": 1000}, "number"),
+        ({"type": "4G", "number": "036362608", "value": 1000}, "number"),
+        ({"type": "ADSL", "number": "036362608", "value": 750}, "value"),
+        ({"type": "ADSL", "number": "036362608", "value": 5000}, "value"),
+    ],
+)
 async def test_internet_validation(http, body, field) -> None:
     e = error(await http.post("/v3/internet/send", json=body), 400, "ERR_VALIDATION")
     assert e["details"]["field"] == field
 
 
-# --- gift cards -----------------------------------------------------------------------------------
+# --- gift cards ----------------------------------------------------------------------------------
 
 
 async def test_gift_catalog_and_product(http) -> None:
     d = data(await http.get("/v3/gift-cards/catalog"))
     assert len(d["categories"]) >= 2
-    assert d["categories"][0]["products"][0] == {"id": "507f1f77bcf86cd799439011",
-                                                 "title": "PlayStation Network",
-                                                 "enabled": True, "region": "dz"}  # fmt: skip
+    assert d["categories"][0]["products"][0] == {
+        "id": "507f1f77bcf86cd799439011",
+        "title": "PlayStation Network",
+        "enabled": True,
+        "region": "dz",
+    }
     p = data(await http.get("/v3/gift-cards/checkProduct/507f1f77bcf86cd799439011"))
     assert p["types"][0] == {"id": "type_001", "name": "PSN 500 DA", "price": 490, "quantity": 150}
     assert {"TEST_REFUND", "TEST_PARTIAL"} <= {t["id"] for t in p["types"]}
     error(await http.get("/v3/gift-cards/checkProduct/nope"), 404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize(("type_id", "qty", "status", "delivered"), [
-    ("type_001", 2, "FULFILLED", 2), ("TEST_REFUND", 3, "REFUNDED", 0),
-    ("TEST_PARTIAL", 4, "PARTIALLY_FILLED", 2),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("type_id", "qty", "status", "delivered"),
+    [
+        ("type_001", 2, "FULFILLED", 2),
+        ("TEST_REFUND", 3, "REFUNDED", 0),
+        ("TEST_PARTIAL", 4, "PARTIALLY_FILLED", 2),
+    ],
+)
 async def test_gift_orders(http, clock, world, type_id, qty, status, delivered) -> None:
     before = world.balance
     body = {"productId": "507f1f77bcf86cd799439011", "typeId": type_id, "quantity": qty}
@@ -340,16 +418,29 @@ async def test_gift_orders(http, clock, world, type_id, qty, status, delivered) 
     assert listed["items"][0]["_id"] == oid
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"productId": "nope", "typeId": "type_001", "quantity": 1}, "productId"),
-    ({"productId": "507f1f77bcf86cd799439015", "typeId": "xbox_10usd", "quantity": 1},
-     "productId"),
-    ({"productId": "507f1f77bcf86cd799439011", "typeId": "type_999", "quantity": 1}, "typeId"),
-    ({"productId": "507f1f77bcf86cd799439011", "typeId": "type_001", "quantity": 0}, "quantity"),
-    ({"productId": "507f1f77bcf86cd799439011", "typeId": "type_003", "quantity": 1}, "quantity"),
-    ({"productId": "507f1f77bcf86cd799439011", "typeId": "type_001", "quantity": 151},
-     "quantity"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"productId": "nope", "typeId": "type_001", "quantity": 1}, "productId"),
+        (
+            {"productId": "507f1f77bcf86cd799439015", "typeId": "xbox_10usd", "quantity": 1},
+            "productId",
+        ),
+        ({"productId": "507f1f77bcf86cd799439011", "typeId": "type_999", "quantity": 1}, "typeId"),
+        (
+            {"productId": "507f1f77bcf86cd799439011", "typeId": "type_001", "quantity": 0},
+            "quantity",
+        ),
+        (
+            {"productId": "507f1f77bcf86cd799439011", "typeId": "type_003", "quantity": 1},
+            "quantity",
+        ),
+        (
+            {"productId": "507f1f77bcf86cd799439011", "typeId": "type_001", "quantity": 151},
+            "quantity",
+        ),
+    ],
+)
 async def test_gift_validation(http, body, field) -> None:
     e = error(await http.post("/v3/gift-cards/placeOrder", json=body), 400, "ERR_VALIDATION")
     assert e["details"]["field"] == field
@@ -364,13 +455,16 @@ async def test_gift_stock_goes_down(http) -> None:
     error(await http.post("/v3/gift-cards/placeOrder", json=body), 400, "ERR_VALIDATION")
 
 
-# --- beyond the sandbox: rate limit, faults, admin ------------------------------------------------
+# --- beyond the sandbox: rate limit, faults, admin -----------------------------------------------
 
 
 async def test_rate_limit_answers_429_with_retry_after(clock) -> None:
     world = World(clock=clock, rate_limit=3)
-    async with httpx.AsyncClient(transport=EmulatorTransport(create_app(world)), base_url=BASE,
-                                 headers={"X-Access-Token": SANDBOX_KEY}) as h:  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(create_app(world)),
+        base_url=BASE,
+        headers={"X-Access-Token": SANDBOX_KEY},
+    ) as h:
         codes = [(await h.get("/v3/account/balance")).status_code for _ in range(5)]
         assert codes[:3] == [200, 200, 200]
         r = await h.get("/v3/account/balance")
@@ -404,9 +498,16 @@ async def test_drop_commits_the_order_then_answers_nothing(http, world) -> None:
 async def test_latency_beyond_read_timeout_is_a_timeout(http, world) -> None:
     world.faults.update({"latency": 0.3})
     with pytest.raises(httpx.ReadTimeout):
-        await http.post("/v3/mobile/send", timeout=httpx.Timeout(5, read=0.05),
-                        json={"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340",
-                              "amount": 500, "ref": "slow"})  # fmt: skip
+        await http.post(
+            "/v3/mobile/send",
+            timeout=httpx.Timeout(5, read=0.05),
+            json={
+                "plan_code": "PREPAID_DJEZZY",
+                "MSSIDN": "0778037340",
+                "amount": 500,
+                "ref": "slow",
+            },
+        )
     assert [o.ref for o in world.orders] == ["slow"]
 
 
@@ -436,14 +537,28 @@ async def test_ref_dedup_can_be_switched_off_to_detect_double_sends(http, world)
 def test_over_a_real_socket(served) -> None:
     url, world = served
     with httpx.Client(base_url=url, headers={"X-Access-Token": SANDBOX_KEY}) as h:
-        r = h.post("/v3/mobile/send", json={"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340",
-                                            "amount": 500, "ref": "order-001"})  # fmt: skip
+        r = h.post(
+            "/v3/mobile/send",
+            json={
+                "plan_code": "PREPAID_DJEZZY",
+                "MSSIDN": "0778037340",
+                "amount": 500,
+                "ref": "order-001",
+            },
+        )
         assert data(r)["topupRef"] == "order-001"
         assert data(h.get("/v3/mobile/check-ref/order-001"))["status"] == "PENDING"
         h.post("/__emulator/clock", json={"advance": 21})
         assert data(h.get("/v3/mobile/check-ref/order-001"))["status"] == "FULFILLED"
         h.post("/__emulator/faults", json={"drop_next": 1})
         with pytest.raises(httpx.RemoteProtocolError):
-            h.post("/v3/mobile/send", json={"plan_code": "PREPAID_DJEZZY", "MSSIDN": "0778037340",
-                                            "amount": 500, "ref": "order-002"})  # fmt: skip
+            h.post(
+                "/v3/mobile/send",
+                json={
+                    "plan_code": "PREPAID_DJEZZY",
+                    "MSSIDN": "0778037340",
+                    "amount": 500,
+                    "ref": "order-002",
+                },
+            )
     assert len(world.orders) == 2

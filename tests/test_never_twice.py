@@ -33,16 +33,20 @@ class KillAfter(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-faults = st.fixed_dictionaries({
-    "error_rate": st.sampled_from([0.0, 0.1, 0.3]),
-    "drop_rate": st.sampled_from([0.0, 0.2, 0.5]),
-    "seed": st.integers(0, 10_000),
-})  # fmt: skip
+faults = st.fixed_dictionaries(
+    {
+        "error_rate": st.sampled_from([0.0, 0.1, 0.3]),
+        "drop_rate": st.sampled_from([0.0, 0.2, 0.5]),
+        "seed": st.integers(0, 10_000),
+    }
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-@given(rounds=st.lists(st.tuples(faults, st.integers(1, 60)), min_size=1, max_size=4),
-       rows=st.integers(1, 8))  # fmt: skip
+@given(
+    rounds=st.lists(st.tuples(faults, st.integers(1, 60)), min_size=1, max_size=4),
+    rows=st.integers(1, 8),
+)
 def test_faults_kills_and_resumes_never_pay_twice(rounds, rows: int) -> None:
     clock = VirtualClock()
     world = World(clock=clock)
@@ -60,8 +64,11 @@ def test_faults_kills_and_resumes_never_pay_twice(rounds, rows: int) -> None:
                 world.random.seed(fault["seed"])
                 with anyio.CancelScope() as scope:
                     transport = KillAfter(EmulatorTransport(app), kill_after, scope)
-                    await kit.run(RunOptions(concurrency=3, breaker_threshold=4), preflight=False,
-                                  transport=transport)  # fmt: skip
+                    await kit.run(
+                        RunOptions(concurrency=3, breaker_threshold=4),
+                        preflight=False,
+                        transport=transport,
+                    )
                 assert world.stats()["max_orders_per_ref"] <= 1
             world.faults.update({"error_rate": 0.0, "drop_rate": 0.0})
             await kit.run(RunOptions(concurrency=3))

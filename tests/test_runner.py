@@ -31,19 +31,35 @@ def assert_once_per_ref(kit: Kit, expected: int) -> None:
 
 
 async def test_every_outcome_lands_in_the_journal(kit: Kit) -> None:
-    await kit.load(mobile("0661234567"), mobile("0600000001", plan="PREPAID_DJEZZY"),
-                   mobile("0600000002", plan="PREPAID_DJEZZY"),
-                   mobile("0600000003", plan="PREPAID_DJEZZY"), internet("036362608"),
-                   internet("000000002"), gift(qty=2), gift("TEST_PARTIAL", 4),
-                   gift("TEST_REFUND", 1))  # fmt: skip
+    await kit.load(
+        mobile("0661234567"),
+        mobile("0600000001", plan="PREPAID_DJEZZY"),
+        mobile("0600000002", plan="PREPAID_DJEZZY"),
+        mobile("0600000003", plan="PREPAID_DJEZZY"),
+        internet("036362608"),
+        internet("000000002"),
+        gift(qty=2),
+        gift("TEST_PARTIAL", 4),
+        gift("TEST_REFUND", 1),
+    )
     outcome = await kit.run()
-    assert kit.states() == ["FULFILLED", "REFUNDED", "REFUNDED", "UNKNOWN_ERROR", "FULFILLED",
-                            "QUEUED", "FULFILLED", "PARTIALLY_FILLED", "REFUNDED"]  # fmt: skip
+    assert kit.states() == [
+        "FULFILLED",
+        "REFUNDED",
+        "REFUNDED",
+        "UNKNOWN_ERROR",
+        "FULFILLED",
+        "QUEUED",
+        "FULFILLED",
+        "PARTIALLY_FILLED",
+        "REFUNDED",
+    ]
     assert outcome.exit_code == 5
     with kit.journal() as j:
         rows = j.rows()
-        assert rows[2].suggested == [{"typename": "📋 FACTURE | فاتورة",
-                                      "plan_code": "FACTURE_DJEZZY", "amount": 500}]  # fmt: skip
+        assert rows[2].suggested == [
+            {"typename": "📋 FACTURE | فاتورة", "plan_code": "FACTURE_DJEZZY", "amount": 500}
+        ]
         assert rows[1].refund_message and rows[1].debited == 0
         assert rows[4].card_code and rows[4].num_trans.startswith("AT-")
         assert [c["value"][:13] for c in rows[6].cards] == ["SANDBOX-CARD-"] * 2
@@ -144,8 +160,11 @@ async def test_read_only_key_refused(kit: Kit) -> None:
 async def test_balance_below_cost_refused(kit: Kit) -> None:
     kit.app.world.balance = 100
     await kit.load(mobile("0661234567"))
-    with pytest.raises(RefusedError, match=r"the balance is 100.00 DA but the 1 rows left to "
-                                           r"send cost 480.00 DA"):  # fmt: skip
+    with pytest.raises(
+        RefusedError,
+        match=r"the balance is 100.00 DA but the 1 rows left to "
+        r"send cost 480.00 DA",
+    ):
         await kit.run()
 
 
@@ -238,8 +257,9 @@ async def test_sending_rows_from_a_crash_are_reconciled_first(kit: Kit) -> None:
         j.transition(a.idx, RowState.SENDING, "crash test")
         j.transition(b.idx, RowState.SENDING, "crash test")
     async with kit.client() as client:  # the first POST did reach the provider before the crash
-        await client.send_mobile(plan_code="PREPAID_MOBILIS", msisdn="0661234567", amount=500,
-                                 ref=a.ref)  # fmt: skip
+        await client.send_mobile(
+            plan_code="PREPAID_MOBILIS", msisdn="0661234567", amount=500, ref=a.ref
+        )
     assert (await kit.run()).exit_code == 0
     assert_once_per_ref(kit, 2)
 
@@ -259,9 +279,13 @@ async def test_changed_row_under_a_sent_ref_is_refused(kit: Kit, tmp_path: Path)
 
         catalog = await load_catalog(client, kit.state, "http://emulator.test")
     changed = build_orders(sheet_of({**mobile("0661234567", 900), "ref": "EMP-1"}), "b", catalog)
-    with kit.journal() as j, pytest.raises(InvalidRowsError, match="row 2: ref EMP-1 was already "
-                                                                   "sent in this batch as "
-                                                                   "PREPAID_MOBILIS 500 DA"):  # fmt: skip
+    with (
+        kit.journal() as j,
+        pytest.raises(
+            InvalidRowsError,
+            match="row 2: ref EMP-1 was already sent in this batch as PREPAID_MOBILIS 500 DA",
+        ),
+    ):
         j.sync_orders(changed.orders, skip_invalid=False)
 
 

@@ -26,14 +26,28 @@ def xlsx(path: Path, rows: list[list[object]], title: str = "Sheet1") -> Path:
     return path
 
 
-@pytest.mark.parametrize(("header", "canon"), [
-    ("Numéro", "phone"), ("TÉLÉPHONE", "phone"), ("MSSIDN", "phone"), ("msisdn", "phone"),
-    ("Tel", "phone"), (" Numéro de téléphone ", "phone"), ("Offre", "plan_code"),
-    ("Forfait", "plan_code"), ("plan_code", "plan_code"), ("Montant", "amount"),
-    ("Amount (DZD)", "amountdzd" and "amount"), ("Product ID", "product_id"),
-    ("type_id", "type_id"), ("Quantité", "quantity"), ("Internet type", "internet_type"),
-    ("Référence", "ref"), ("Name", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("header", "canon"),
+    [
+        ("Numéro", "phone"),
+        ("TÉLÉPHONE", "phone"),
+        ("MSSIDN", "phone"),
+        ("msisdn", "phone"),
+        ("Tel", "phone"),
+        (" Numéro de téléphone ", "phone"),
+        ("Offre", "plan_code"),
+        ("Forfait", "plan_code"),
+        ("plan_code", "plan_code"),
+        ("Montant", "amount"),
+        ("Amount (DZD)", "amountdzd" and "amount"),
+        ("Product ID", "product_id"),
+        ("type_id", "type_id"),
+        ("Quantité", "quantity"),
+        ("Internet type", "internet_type"),
+        ("Référence", "ref"),
+        ("Name", None),
+    ],
+)
 def test_header_aliases(header: str, canon: str | None) -> None:
     assert canonical(header) == canon
 
@@ -46,16 +60,27 @@ def test_cells_are_text_and_integral_floats_lose_their_point() -> None:
 
 
 def test_xlsx_title_block_lost_zero_and_passthrough(tmp_path: Path) -> None:
-    path = xlsx(tmp_path / "s.xlsx", [
-        ["Payroll November"], [], ["Employee", "Numéro", "Offre", "Montant"],
-        ["Amel", 778037340, "PREPAID_DJEZZY", 1000], [], [None, None, None, None],
-        ["Bilal", "0661234567", "PREPAID_MOBILIS", 500.0],
-    ])  # fmt: skip
+    path = xlsx(
+        tmp_path / "s.xlsx",
+        [
+            ["Payroll November"],
+            [],
+            ["Employee", "Numéro", "Offre", "Montant"],
+            ["Amel", 778037340, "PREPAID_DJEZZY", 1000],
+            [],
+            [None, None, None, None],
+            ["Bilal", "0661234567", "PREPAID_MOBILIS", 500.0],
+        ],
+    )
     sheet = read_sheet(path)
     assert sheet.header_row == 3
     assert [r.number for r in sheet.rows] == [4, 7]
-    assert sheet.rows[0].cells == {"Employee": "Amel", "phone": "778037340",
-                                   "plan_code": "PREPAID_DJEZZY", "amount": "1000"}  # fmt: skip
+    assert sheet.rows[0].cells == {
+        "Employee": "Amel",
+        "phone": "778037340",
+        "plan_code": "PREPAID_DJEZZY",
+        "amount": "1000",
+    }
     assert sheet.rows[1].cells["amount"] == "500"
     assert sheet.extra_columns == ["Employee"]
 
@@ -74,8 +99,10 @@ def test_sheet_option(tmp_path: Path) -> None:
 
 def test_semicolon_cp1252_csv_with_french_headers(tmp_path: Path) -> None:
     path = tmp_path / "fr.csv"
-    path.write_bytes("Recharges décembre\n\nNuméro;Offre;Montant;Remarque\n"
-                     "0661234567;PREPAID_MOBILIS;1000,00;élève\n".encode("cp1252"))  # fmt: skip
+    path.write_bytes(
+        "Recharges décembre\n\nNuméro;Offre;Montant;Remarque\n"
+        "0661234567;PREPAID_MOBILIS;1000,00;élève\n".encode("cp1252")
+    )
     sheet = read_sheet(path)
     assert (sheet.delimiter, sheet.encoding) == (";", "cp1252")
     assert sheet.rows[0].number == 4
@@ -102,31 +129,42 @@ def _with_cached_formula(path: Path) -> Path:
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb"<f>500\*2</f><v\s*/>|<f>500\*2</f><v></v>|<f>500\*2</f>",
-                              b"<f>500*2</f><v>1000</v>", data)  # fmt: skip
+                data = re.sub(
+                    rb"<f>500\*2</f><v\s*/>|<f>500\*2</f><v></v>|<f>500\*2</f>",
+                    b"<f>500*2</f><v>1000</v>",
+                    data,
+                )
             dst.writestr(info, data)
     path.write_bytes(buf.getvalue())
     return path
 
 
 def test_formula_cells_are_flagged(tmp_path: Path) -> None:
-    path = xlsx(tmp_path / "f.xlsx", [["phone", "plan_code", "amount"],
-                                      ["0661234567", "PREPAID_MOBILIS", "=500*2"],
-                                      ["0661234568", "PREPAID_MOBILIS", "=SUM(A1:A2)"]])  # fmt: skip
+    path = xlsx(
+        tmp_path / "f.xlsx",
+        [
+            ["phone", "plan_code", "amount"],
+            ["0661234567", "PREPAID_MOBILIS", "=500*2"],
+            ["0661234568", "PREPAID_MOBILIS", "=SUM(A1:A2)"],
+        ],
+    )
     _with_cached_formula(path)
     sheet = read_sheet(path)
     assert sheet.rows[0].formulas == {"amount"} and sheet.rows[0].cells["amount"] == "1000"
     assert sheet.rows[1].formulas == {"amount"} and sheet.rows[1].cells["amount"] == ""
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "is empty"),
-    (b"\n\n  \n", "is empty"),
-    (b"%PDF-1.4\x00\x01\x02binary", "is not a CSV or Excel file"),
-    (b"just,some,words\nand,more,words\n", "has no header row that names the orders' columns"),
-    (b"PK\x03\x04garbage", "damaged or not a spreadsheet"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1garbage", "is not a spreadsheet that can be read"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"\n\n  \n", "is empty"),
+        (b"%PDF-1.4\x00\x01\x02binary", "is not a CSV or Excel file"),
+        (b"just,some,words\nand,more,words\n", "has no header row that names the orders' columns"),
+        (b"PK\x03\x04garbage", "damaged or not a spreadsheet"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1garbage", "is not a spreadsheet that can be read"),
+    ],
+)
 def test_unreadable_files_get_one_sentence(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.xlsx"
     path.write_bytes(content)
@@ -153,8 +191,10 @@ def test_zip_bomb_refused_before_expanding(tmp_path: Path) -> None:
 def test_xml_entity_bomb_refused(tmp_path: Path) -> None:
     path = xlsx(tmp_path / "e.xlsx", [["phone", "plan_code", "amount"]])
     buf = io.BytesIO()
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>')  # fmt: skip
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    )
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w") as dst:
         for info in src.infolist():
             data = src.read(info)

@@ -57,10 +57,13 @@ class EmulatorApp:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        routes = [Route(path, _endpoint(world, path, fn, write), methods=[method])
-                  for method, path, fn, write in API_ROUTES]  # fmt: skip
-        routes += [Route(path, _admin(world, fn), methods=[method])
-                   for method, path, fn in ADMIN_ROUTES]  # fmt: skip
+        routes = [
+            Route(path, _endpoint(world, path, fn, write), methods=[method])
+            for method, path, fn, write in API_ROUTES
+        ]
+        routes += [
+            Route(path, _admin(world, fn), methods=[method]) for method, path, fn in ADMIN_ROUTES
+        ]
         self.router = Starlette(routes=routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,9 +75,13 @@ class DroppedResponse(Response):
     mid-response, which is what a client sees when a proxy or the network dies."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", b"512")]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")],
+            }
+        )
         raise ConnectionDropped
 
 
@@ -92,24 +99,37 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
             with anyio.fail_after(timeout) if timeout else nullcontext():
                 return await self._inner.handle_async_request(request)
         except TimeoutError:
-            raise httpx.ReadTimeout("emulator: no answer within the read timeout",
-                                    request=request) from None  # fmt: skip
+            raise httpx.ReadTimeout(
+                "emulator: no answer within the read timeout", request=request
+            ) from None
         except ConnectionDropped:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
-                                            request=request) from None  # fmt: skip
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
 
 
-# --- envelope ---------------------------------------------------------------------------------
+# --- envelope ------------------------------------------------------------------------------------
 
 
 def ok(world: World, data: Any, **meta: Any) -> JSONResponse:
-    return JSONResponse({"success": True, "data": data,
-                         "meta": {"timestamp": world.timestamp(), **meta},
-                         "requestId": world.request_id()})  # fmt: skip
+    return JSONResponse(
+        {
+            "success": True,
+            "data": data,
+            "meta": {"timestamp": world.timestamp(), **meta},
+            "requestId": world.request_id(),
+        }
+    )
 
 
-def fail(world: World, status: int, code: str, message: str, details: Any = None,
-         headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+def fail(
+    world: World,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
@@ -127,10 +147,18 @@ def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable
         wait = world.take_token(world.rate_clock())
         if wait is not None:
             world.rate_limited += 1
-            return fail(world, 429, "RATE_LIMITED", "Too many requests, slow down",
-                        {"retryAfter": wait}, {"Retry-After": str(max(1, math.ceil(wait)))})
+            return fail(
+                world,
+                429,
+                "RATE_LIMITED",
+                "Too many requests, slow down",
+                {"retryAfter": wait},
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         faults = world.faults
-        if faults.fail_next > 0 or (faults.error_rate and world.random.random() < faults.error_rate):
+        if faults.fail_next > 0 or (
+            faults.error_rate and world.random.random() < faults.error_rate
+        ):
             faults.fail_next = max(0, faults.fail_next - 1)
             status = world.random.choice([500, 503])
             world.faults_injected[str(status)] += 1
@@ -173,8 +201,11 @@ def _authenticate(request: Request, world: World, required: bool) -> ApiKey | No
     ip = request.client.host if request.client else "unknown"
     now = world.clock.now()
     if world.blocked_until.get(ip, -1) > now:
-        raise Reply(403, "IP_BLOCKED",
-                    "Your IP has been temporarily blocked due to too many invalid attempts")
+        raise Reply(
+            403,
+            "IP_BLOCKED",
+            "Your IP has been temporarily blocked due to too many invalid attempts",
+        )
     token = request.headers.get("x-access-token")
     if not token:
         if not required:
@@ -189,10 +220,17 @@ def _authenticate(request: Request, world: World, required: bool) -> ApiKey | No
         if len(failures) >= MAX_FAILED_TOKENS:
             world.blocked_until[ip] = now + BLOCK_SECONDS
             world.failures[ip] = []
-            raise Reply(403, "IP_BLOCKED",
-                        "Your IP has been temporarily blocked due to too many invalid attempts")
-        raise Reply(401, "INVALID_ACCESS_TOKEN", "The provided access token is invalid",
-                    {"attemptsLeft": MAX_FAILED_TOKENS - len(failures)})
+            raise Reply(
+                403,
+                "IP_BLOCKED",
+                "Your IP has been temporarily blocked due to too many invalid attempts",
+            )
+        raise Reply(
+            401,
+            "INVALID_ACCESS_TOKEN",
+            "The provided access token is invalid",
+            {"attemptsLeft": MAX_FAILED_TOKENS - len(failures)},
+        )
     world.failures.pop(ip, None)
     return key
 
@@ -233,11 +271,15 @@ def _check_ref(world: World, body: dict[str, Any]) -> str:
 
 def _charge(world: World, amount: float) -> None:
     if amount > world.balance:
-        raise Reply(403, "INSUFFICIENT_BALANCE", "Your balance is insufficient for this operation",
-                    {"required": round(amount, 2), "available": round(world.balance, 2)})
+        raise Reply(
+            403,
+            "INSUFFICIENT_BALANCE",
+            "Your balance is insufficient for this operation",
+            {"required": round(amount, 2), "available": round(world.balance, 2)},
+        )
 
 
-# --- core and account -------------------------------------------------------------------------
+# --- core and account ----------------------------------------------------------------------------
 
 
 async def ping(request: Request, world: World, key: ApiKey | None) -> Any:
@@ -247,17 +289,29 @@ async def ping(request: Request, world: World, key: ApiKey | None) -> Any:
 
 async def validate(request: Request, world: World, key: ApiKey | None) -> Any:
     assert key is not None
-    return {"username": key.username,
-            "apiKey": {"key": key.key, "isEnabled": True, "type": key.type, "allowedips": [],
-                       "scope": key.scope}}  # fmt: skip
+    return {
+        "username": key.username,
+        "apiKey": {
+            "key": key.key,
+            "isEnabled": True,
+            "type": key.type,
+            "allowedips": [],
+            "scope": key.scope,
+        },
+    }
 
 
 async def balance(request: Request, world: World, key: ApiKey | None) -> Any:
     return {"balance": world.balance, "currency": "DZD"}
 
 
-def _page(request: Request, world: World, items: list[Any], created: Callable[[Any], float],
-          key: str = "items") -> Any:  # fmt: skip
+def _page(
+    request: Request,
+    world: World,
+    items: list[Any],
+    created: Callable[[Any], float],
+    key: str = "items",
+) -> Any:
     q = request.query_params
     try:
         page = int(q.get("page", "1"))
@@ -270,8 +324,11 @@ def _page(request: Request, world: World, items: list[Any], created: Callable[[A
         raise invalid("pageSize", size, "querystring/pageSize must be <= 100 and >= 1")
     lo, hi = q.get("from"), q.get("to")
     if (lo is None) != (hi is None):
-        raise invalid("from" if lo is None else "to", lo or hi,
-                      "querystring must have both 'from' and 'to' or neither")
+        raise invalid(
+            "from" if lo is None else "to",
+            lo or hi,
+            "querystring must have both 'from' and 'to' or neither",
+        )
     if lo is not None and hi is not None:
         try:
             start, end = _clock_seconds(world, parse_iso(lo)), _clock_seconds(world, parse_iso(hi))
@@ -281,9 +338,15 @@ def _page(request: Request, world: World, items: list[Any], created: Callable[[A
     items = sorted(items, key=created, reverse=True)
     total = len(items)
     chunk = items[(page - 1) * size : page * size]
-    return {key: chunk, "pagination": {"page": page, "pageSize": size,
-                                       "totalPages": math.ceil(total / size),
-                                       "totalResults": total}}  # fmt: skip
+    return {
+        key: chunk,
+        "pagination": {
+            "page": page,
+            "pageSize": size,
+            "totalPages": math.ceil(total / size),
+            "totalResults": total,
+        },
+    }
 
 
 def _clock_seconds(world: World, when: datetime) -> float:
@@ -296,13 +359,15 @@ async def transactions(request: Request, world: World, key: ApiKey | None) -> An
     return data
 
 
-# --- mobile -------------------------------------------------------------------------------------
+# --- mobile --------------------------------------------------------------------------------------
 
 
 async def mobile_plans(request: Request, world: World, key: ApiKey | None) -> Any:
     plans = list(world.plans.values())
-    return {"dynamicPlans": [p for p in plans if "amount" not in p],
-            "fixedPlans": [p for p in plans if "amount" in p]}  # fmt: skip
+    return {
+        "dynamicPlans": [p for p in plans if "amount" not in p],
+        "fixedPlans": [p for p in plans if "amount" in p],
+    }
 
 
 async def mobile_send(request: Request, world: World, key: ApiKey | None) -> Any:
@@ -321,28 +386,42 @@ async def mobile_send(request: Request, world: World, key: ApiKey | None) -> Any
     else:
         amount = _int(body, "amount")
         if not plan["min_amount"] <= amount <= plan["max_amount"]:
-            raise invalid("amount", amount, f"body/amount must be between {plan['min_amount']} "
-                          f"and {plan['max_amount']} for plan {code}")
+            raise invalid(
+                "amount",
+                amount,
+                f"body/amount must be between {plan['min_amount']} "
+                f"and {plan['max_amount']} for plan {code}",
+            )
     cost = round(amount * plan.get("cost", 1), 2)
     ref = _check_ref(world, body)
     _charge(world, cost)
     timeline, extra = _mobile_timeline(world, msisdn, plan, amount)
-    order = Order("mobile", world.new_id(), ref, world.clock.now(), timeline,
-                  {"plan_code": code, "MSSIDN": msisdn, "topup_amount": amount, **extra}, cost)
+    order = Order(
+        "mobile",
+        world.new_id(),
+        ref,
+        world.clock.now(),
+        timeline,
+        {"plan_code": code, "MSSIDN": msisdn, "topup_amount": amount, **extra},
+        cost,
+    )
     world.add_order(order, "FLEXY", f"{code} {msisdn}")
     return {"topupId": order.id, "topupRef": ref, "newBalance": world.balance}
 
 
-def _mobile_timeline(world: World, msisdn: str, plan: dict[str, Any],
-                     amount: int) -> tuple[list[tuple[float, str]], dict[str, Any]]:  # fmt: skip
+def _mobile_timeline(
+    world: World, msisdn: str, plan: dict[str, Any], amount: int
+) -> tuple[list[tuple[float, str]], dict[str, Any]]:
     start = [(0.0, "PENDING"), (fx.MOBILE_PENDING_S, "HANDLING")]
     settle = fx.MOBILE_SETTLE_S
     if plan["code"].startswith("GETMENU_"):
         offers = fx.GETMENU_OFFERS.get(plan["operator"], [])
         return start + [(settle, "REFUNDED")], {
             "refund_message": fx.GETMENU_MESSAGE,
-            "suggested_offers": [{"typename": t, "plan_code": c, "amount": a}
-                                 for t, c, a in offers]}  # fmt: skip
+            "suggested_offers": [
+                {"typename": t, "plan_code": c, "amount": a} for t, c, a in offers
+            ],
+        }
     scenario = fx.MOBILE_SCENARIOS.get(msisdn)
     if scenario == "refund":
         return start + [(settle, "REFUNDED")], {"refund_message": fx.REFUND_MESSAGE}
@@ -351,12 +430,15 @@ def _mobile_timeline(world: World, msisdn: str, plan: dict[str, Any],
         offer = min(max(amount, facture["min_amount"]), facture["max_amount"])
         return start + [(settle, "REFUNDED")], {
             "refund_message": fx.SUGGEST_MESSAGE,
-            "suggested_offers": [{"typename": facture["name"], "plan_code": "FACTURE_DJEZZY",
-                                  "amount": offer}]}  # fmt: skip
+            "suggested_offers": [
+                {"typename": facture["name"], "plan_code": "FACTURE_DJEZZY", "amount": offer}
+            ],
+        }
     if scenario in ("unknown_then_fulfilled", "unknown_then_refunded"):
         end = "FULFILLED" if scenario == "unknown_then_fulfilled" else "REFUNDED"
         return start + [(settle, "UNKNOWN_ERROR"), (fx.UNKNOWN_RESOLVE_S, end)], {
-            "refund_message": fx.UNKNOWN_MESSAGE}
+            "refund_message": fx.UNKNOWN_MESSAGE
+        }
     return start + [(settle, "FULFILLED")], {}
 
 
@@ -364,10 +446,15 @@ def _mobile_view(world: World, order: Order) -> dict[str, Any]:
     f = order.fields
     status = order.status_at(world.clock.now())
     view: dict[str, Any] = {
-        "ref": order.ref, "status": status, "plan_code": f["plan_code"], "MSSIDN": f["MSSIDN"],
+        "ref": order.ref,
+        "status": status,
+        "plan_code": f["plan_code"],
+        "MSSIDN": f["MSSIDN"],
         "topup_amount": f["topup_amount"],
         "balance_amount": 0 if status == "REFUNDED" else order.debited,
-        "created_at": world.timestamp(order.created), "_id": order.id}  # fmt: skip
+        "created_at": world.timestamp(order.created),
+        "_id": order.id,
+    }
     if status in ("REFUNDED", "UNKNOWN_ERROR") and f.get("refund_message"):
         view["refund_message"] = f["refund_message"]
     if status == "REFUNDED" and f.get("suggested_offers"):
@@ -404,7 +491,7 @@ async def mobile_list(request: Request, world: World, key: ApiKey | None) -> Any
     return data
 
 
-# --- internet -----------------------------------------------------------------------------------
+# --- internet ------------------------------------------------------------------------------------
 
 
 def _internet_type(value: Any) -> str:
@@ -427,8 +514,12 @@ async def internet_check_number(request: Request, world: World, key: ApiKey | No
     elif number == fx.UNKNOWN_ADSL_LINE:
         reason = "Line not found"
     if reason:
-        raise Reply(400, "ERR_PHONE", f"Invalid phone number for {kind} service",
-                    {"number": number, "type": kind, "reason": reason})
+        raise Reply(
+            400,
+            "ERR_PHONE",
+            f"Invalid phone number for {kind} service",
+            {"number": number, "type": kind, "reason": reason},
+        )
     if kind == "ADSL":
         return {"ncli": number[:5] + "*****", "offre": "FTTc-b_10M'", "type": "ADSL"}
     return {"ncli": "11034*****", "type": "4GLTE"}
@@ -439,8 +530,11 @@ async def internet_send(request: Request, world: World, key: ApiKey | None) -> A
     kind = _internet_type(_required(body, "type"))
     number = _required(body, "number")
     if not isinstance(number, str) or not INTERNET_RE[kind].match(number):
-        raise invalid("number", number, f"body/number must match pattern "
-                      f'"{INTERNET_RE[kind].pattern}" for type {kind}')
+        raise invalid(
+            "number",
+            number,
+            f'body/number must match pattern "{INTERNET_RE[kind].pattern}" for type {kind}',
+        )
     value = _int(body, "value")
     product = next((p for p in world.internet[kind] if p["value"] == value), None)
     if product is None:
@@ -457,8 +551,15 @@ async def internet_send(request: Request, world: World, key: ApiKey | None) -> A
         timeline += [(fx.INTERNET_SETTLE_S, "QUEUED"), (fx.QUEUED_RESOLVE_S, "FULFILLED")]
     else:
         timeline.append((fx.INTERNET_SETTLE_S, "FULFILLED"))
-    order = Order("internet", world.new_id(), ref, world.clock.now(), timeline,
-                  {"type": kind, "number": number, "topup_amount": value}, product["cost"])
+    order = Order(
+        "internet",
+        world.new_id(),
+        ref,
+        world.clock.now(),
+        timeline,
+        {"type": kind, "number": number, "topup_amount": value},
+        product["cost"],
+    )
     world.add_order(order, "ADSL", f"{kind} {number}")
     return {"topupId": order.id, "topupRef": ref}
 
@@ -466,9 +567,14 @@ async def internet_send(request: Request, world: World, key: ApiKey | None) -> A
 def _internet_view(world: World, order: Order) -> dict[str, Any]:
     f = order.fields
     status = order.status_at(world.clock.now())
-    view: dict[str, Any] = {"_id": order.id, "ref": order.ref, "status": status,
-                            "type": f["type"], "number": f["number"],
-                            "topup_amount": f["topup_amount"]}  # fmt: skip
+    view: dict[str, Any] = {
+        "_id": order.id,
+        "ref": order.ref,
+        "status": status,
+        "type": f["type"],
+        "number": f["number"],
+        "topup_amount": f["topup_amount"],
+    }
     if status == "FULFILLED":
         for name in ("card_code", "num_trans", "date_traitement"):
             if name in f:
@@ -492,7 +598,7 @@ async def internet_list(request: Request, world: World, key: ApiKey | None) -> A
     return data
 
 
-# --- gift cards ---------------------------------------------------------------------------------
+# --- gift cards ----------------------------------------------------------------------------------
 
 
 def _gift_product(world: World, pid: Any) -> dict[str, Any]:
@@ -513,15 +619,19 @@ def _gift_types(world: World, pid: str, key: ApiKey | None) -> list[dict[str, An
 async def gift_catalog(request: Request, world: World, key: ApiKey | None) -> Any:
     categories = fx.GIFT_CATEGORIES
     total = sum(len(c["products"]) for c in categories)
-    return ok(world, {"categories": categories},
-              totalCategories=len(categories), totalProducts=total)
+    return ok(
+        world, {"categories": categories}, totalCategories=len(categories), totalProducts=total
+    )
 
 
 async def gift_check_product(request: Request, world: World, key: ApiKey | None) -> Any:
     pid = request.path_params["productId"]
     product = _gift_product(world, pid)
-    return {"productId": pid, "productTitle": product["title"],
-            "types": _gift_types(world, pid, key)}  # fmt: skip
+    return {
+        "productId": pid,
+        "productTitle": product["title"],
+        "types": _gift_types(world, pid, key),
+    }
 
 
 async def gift_place_order(request: Request, world: World, key: ApiKey | None) -> Any:
@@ -541,8 +651,9 @@ async def gift_place_order(request: Request, world: World, key: ApiKey | None) -
     if quantity < 1:
         raise invalid("quantity", quantity, "body/quantity must be >= 1")
     if quantity > gift_type["quantity"]:
-        raise invalid("quantity", quantity,
-                      f"Only {gift_type['quantity']} in stock for '{gift_type['name']}'")
+        raise invalid(
+            "quantity", quantity, f"Only {gift_type['quantity']} in stock for '{gift_type['name']}'"
+        )
     price = gift_type["price"]
     _charge(world, price * quantity)
     if tid not in fx.SANDBOX_GIFT_TYPES:
@@ -554,12 +665,24 @@ async def gift_place_order(request: Request, world: World, key: ApiKey | None) -
         status = "PARTIALLY_FILLED" if delivered else "REFUNDED"
     else:
         status, delivered = "FULFILLED", quantity
-    fields: dict[str, Any] = {"quantity": quantity, "product": pid, "type": tid,
-                              "fulfilled_quantity": delivered, "price_per_card": price,
-                              "fulfilled_amount": delivered * price,
-                              "cards": [_card(world) for _ in range(delivered)]}  # fmt: skip
-    order = Order("gift", world.new_id(), None, world.clock.now(),
-                  [(0.0, "HANDLING"), (fx.GIFT_SETTLE_S, status)], fields, price * quantity)
+    fields: dict[str, Any] = {
+        "quantity": quantity,
+        "product": pid,
+        "type": tid,
+        "fulfilled_quantity": delivered,
+        "price_per_card": price,
+        "fulfilled_amount": delivered * price,
+        "cards": [_card(world) for _ in range(delivered)],
+    }
+    order = Order(
+        "gift",
+        world.new_id(),
+        None,
+        world.clock.now(),
+        [(0.0, "HANDLING"), (fx.GIFT_SETTLE_S, status)],
+        fields,
+        price * quantity,
+    )
     world.add_order(order, "ORDER", f"{product['title']} x{quantity}")
     return {"orderId": order.id}
 
@@ -572,12 +695,22 @@ def _card(world: World) -> dict[str, str]:
 def _gift_view(world: World, order: Order) -> dict[str, Any]:
     f = order.fields
     status = order.status_at(world.clock.now())
-    view: dict[str, Any] = {"_id": order.id, "status": status, "quantity": f["quantity"],
-                            "product": f["product"], "type": f["type"]}  # fmt: skip
+    view: dict[str, Any] = {
+        "_id": order.id,
+        "status": status,
+        "quantity": f["quantity"],
+        "product": f["product"],
+        "type": f["type"],
+    }
     if status in ("FULFILLED", "PARTIALLY_FILLED", "REFUNDED"):
-        view.update({"fulfilled_quantity": f["fulfilled_quantity"],
-                     "fulfilled_amount": f["fulfilled_amount"],
-                     "price_per_card": f["price_per_card"], "cards": f["cards"]})  # fmt: skip
+        view.update(
+            {
+                "fulfilled_quantity": f["fulfilled_quantity"],
+                "fulfilled_amount": f["fulfilled_amount"],
+                "price_per_card": f["price_per_card"],
+                "cards": f["cards"],
+            }
+        )
     view["time"] = world.timestamp(order.created)
     return view
 
@@ -616,7 +749,7 @@ API_ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", "/v3/gift-cards/list", gift_list, False),
 ]
 
-# --- admin (emulator only) ----------------------------------------------------------------------
+# --- admin (emulator only) -----------------------------------------------------------------------
 
 AdminHandler = Callable[[Request, World], Awaitable[Any]]
 
@@ -652,10 +785,21 @@ async def admin_orders(request: Request, world: World) -> Any:
     ref = request.query_params.get("ref")
     orders = world.by_ref.get(ref, []) if ref else world.orders
     now = world.clock.now()
-    return {"orders": [{"id": o.id, "kind": o.kind, "ref": o.ref, "status": o.status_at(now),
-                        "debited": o.debited, "refunded": o.refunded,
-                        "created_at": world.timestamp(o.created), **o.fields}
-                       for o in orders]}  # fmt: skip
+    return {
+        "orders": [
+            {
+                "id": o.id,
+                "kind": o.kind,
+                "ref": o.ref,
+                "status": o.status_at(now),
+                "debited": o.debited,
+                "refunded": o.refunded,
+                "created_at": world.timestamp(o.created),
+                **o.fields,
+            }
+            for o in orders
+        ]
+    }
 
 
 async def admin_clock(request: Request, world: World) -> Any:

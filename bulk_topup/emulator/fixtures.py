@@ -10,43 +10,148 @@ from __future__ import annotations
 from typing import Any
 
 DYNAMIC_PLANS: list[dict[str, Any]] = [
-    {"code": "PREPAID_DJEZZY", "name": "📱 PREPAID | عادي", "operator": "Djezzy",
-     "cost": 0.9925, "isEnabled": True, "min_amount": 100, "max_amount": 10000},
-    {"code": "FACTURE_DJEZZY", "name": "📋 FACTURE | فاتورة", "operator": "Djezzy",
-     "cost": 0.99, "isEnabled": True, "min_amount": 100, "max_amount": 50000},
-    {"code": "PREPAID_MOBILIS", "name": "📱 PREPAID | عادي", "operator": "Mobilis",
-     "cost": 0.96, "isEnabled": True, "min_amount": 40, "max_amount": 3999},
-    {"code": "FACTURE_MOBILIS", "name": "📋 FACTURE | فاتورة", "operator": "Mobilis",
-     "cost": 0.98, "isEnabled": True, "min_amount": 100, "max_amount": 50000},
-    {"code": "GROS_MOBILIS", "name": "📱 GROS MOBILIS | جملة", "operator": "GMobilis",
-     "isEnabled": True, "min_amount": 5000, "max_amount": 300000},
-    {"code": "PREPAID_OOREDOO", "name": "📱 PREPAID | عادي", "operator": "Ooredoo",
-     "cost": 0.97, "isEnabled": True, "min_amount": 50, "max_amount": 5000},
+    {
+        "code": "PREPAID_DJEZZY",
+        "name": "📱 PREPAID | عادي",
+        "operator": "Djezzy",
+        "cost": 0.9925,
+        "isEnabled": True,
+        "min_amount": 100,
+        "max_amount": 10000,
+    },
+    {
+        "code": "FACTURE_DJEZZY",
+        "name": "📋 FACTURE | فاتورة",
+        "operator": "Djezzy",
+        "cost": 0.99,
+        "isEnabled": True,
+        "min_amount": 100,
+        "max_amount": 50000,
+    },
+    {
+        "code": "PREPAID_MOBILIS",
+        "name": "📱 PREPAID | عادي",
+        "operator": "Mobilis",
+        "cost": 0.96,
+        "isEnabled": True,
+        "min_amount": 40,
+        "max_amount": 3999,
+    },
+    {
+        "code": "FACTURE_MOBILIS",
+        "name": "📋 FACTURE | فاتورة",
+        "operator": "Mobilis",
+        "cost": 0.98,
+        "isEnabled": True,
+        "min_amount": 100,
+        "max_amount": 50000,
+    },
+    {
+        "code": "GROS_MOBILIS",
+        "name": "📱 GROS MOBILIS | جملة",
+        "operator": "GMobilis",
+        "isEnabled": True,
+        "min_amount": 5000,
+        "max_amount": 300000,
+    },
+    {
+        "code": "PREPAID_OOREDOO",
+        "name": "📱 PREPAID | عادي",
+        "operator": "Ooredoo",
+        "cost": 0.97,
+        "isEnabled": True,
+        "min_amount": 50,
+        "max_amount": 5000,
+    },
     # Disabled, as a plan under maintenance shows itself.
-    {"code": "FACTURE_OOREDOO", "name": "📋 FACTURE | فاتورة", "operator": "Ooredoo",
-     "cost": 0.98, "isEnabled": False, "min_amount": 100, "max_amount": 30000},
-    {"code": "GETMENU_Mobilis", "name": "📋 GET MENU | عروض الرقم", "operator": "Mobilis",
-     "cost": 1, "isEnabled": True, "min_amount": 50, "max_amount": 5000},
-    {"code": "GETMENU_Djezzy", "name": "📋 GET MENU | عروض الرقم", "operator": "Djezzy",
-     "cost": 1, "isEnabled": True, "min_amount": 50, "max_amount": 5000},
-    {"code": "GETMENU_Ooredoo", "name": "📋 GET MENU | عروض الرقم", "operator": "Ooredoo",
-     "cost": 1, "isEnabled": True, "min_amount": 50, "max_amount": 5000},
-]  # fmt: skip
+    {
+        "code": "FACTURE_OOREDOO",
+        "name": "📋 FACTURE | فاتورة",
+        "operator": "Ooredoo",
+        "cost": 0.98,
+        "isEnabled": False,
+        "min_amount": 100,
+        "max_amount": 30000,
+    },
+    {
+        "code": "GETMENU_Mobilis",
+        "name": "📋 GET MENU | عروض الرقم",
+        "operator": "Mobilis",
+        "cost": 1,
+        "isEnabled": True,
+        "min_amount": 50,
+        "max_amount": 5000,
+    },
+    {
+        "code": "GETMENU_Djezzy",
+        "name": "📋 GET MENU | عروض الرقم",
+        "operator": "Djezzy",
+        "cost": 1,
+        "isEnabled": True,
+        "min_amount": 50,
+        "max_amount": 5000,
+    },
+    {
+        "code": "GETMENU_Ooredoo",
+        "name": "📋 GET MENU | عروض الرقم",
+        "operator": "Ooredoo",
+        "cost": 1,
+        "isEnabled": True,
+        "min_amount": 50,
+        "max_amount": 5000,
+    },
+]
 
 FIXED_PLANS: list[dict[str, Any]] = [
-    {"code": "PIXX_500", "name": "Pixx 500 DA", "operator": "Pixx",
-     "cost": 0.97, "isEnabled": True, "amount": 500},
-    {"code": "PIXX_1000", "name": "Pixx 1000 DA", "operator": "Pixx",
-     "cost": 0.97, "isEnabled": True, "amount": 1000},
-    {"code": "MIX500_MOBILIS", "name": "📱🌐 AUTO | MIX 500", "operator": "Mobilis",
-     "cost": 0.98, "isEnabled": True, "amount": 500},
-    {"code": "MIX1000_OOREDOO", "name": "📱🌐 AUTO | MIX 1000", "operator": "Ooredoo",
-     "cost": 0.98, "isEnabled": True, "amount": 1000},
-    {"code": "DATA_1GB_DJEZZY", "name": "🌐 Data Pack 1GB", "operator": "Djezzy",
-     "cost": 0.985, "isEnabled": True, "amount": 300},
-    {"code": "SPECIAL_2000_DJEZZY", "name": "⭐ Special 2000", "operator": "Djezzy",
-     "cost": 0.985, "isEnabled": True, "amount": 2000},
-]  # fmt: skip
+    {
+        "code": "PIXX_500",
+        "name": "Pixx 500 DA",
+        "operator": "Pixx",
+        "cost": 0.97,
+        "isEnabled": True,
+        "amount": 500,
+    },
+    {
+        "code": "PIXX_1000",
+        "name": "Pixx 1000 DA",
+        "operator": "Pixx",
+        "cost": 0.97,
+        "isEnabled": True,
+        "amount": 1000,
+    },
+    {
+        "code": "MIX500_MOBILIS",
+        "name": "📱🌐 AUTO | MIX 500",
+        "operator": "Mobilis",
+        "cost": 0.98,
+        "isEnabled": True,
+        "amount": 500,
+    },
+    {
+        "code": "MIX1000_OOREDOO",
+        "name": "📱🌐 AUTO | MIX 1000",
+        "operator": "Ooredoo",
+        "cost": 0.98,
+        "isEnabled": True,
+        "amount": 1000,
+    },
+    {
+        "code": "DATA_1GB_DJEZZY",
+        "name": "🌐 Data Pack 1GB",
+        "operator": "Djezzy",
+        "cost": 0.985,
+        "isEnabled": True,
+        "amount": 300,
+    },
+    {
+        "code": "SPECIAL_2000_DJEZZY",
+        "name": "⭐ Special 2000",
+        "operator": "Djezzy",
+        "cost": 0.985,
+        "isEnabled": True,
+        "amount": 2000,
+    },
+]
 
 INTERNET_PRODUCTS: dict[str, list[dict[str, Any]]] = {
     "ADSL": [
@@ -65,18 +170,28 @@ INTERNET_PRODUCTS: dict[str, list[dict[str, Any]]] = {
 }
 
 GIFT_CATEGORIES: list[dict[str, Any]] = [
-    {"name": "Gaming Cards", "products": [
-        {"id": "507f1f77bcf86cd799439011", "title": "PlayStation Network", "enabled": True,
-         "region": "dz"},
-        {"id": "507f1f77bcf86cd799439012", "title": "Google Play Gift Card", "enabled": True},
-        {"id": "507f1f77bcf86cd799439013", "title": "Steam Wallet", "enabled": True},
-        {"id": "507f1f77bcf86cd799439015", "title": "Xbox Live", "enabled": False},
-    ]},
-    {"name": "Streaming Services", "products": [
-        {"id": "507f1f77bcf86cd799439014", "title": "Netflix Gift Card", "enabled": True},
-        {"id": "507f1f77bcf86cd799439016", "title": "Spotify Premium", "enabled": True},
-    ]},
-]  # fmt: skip
+    {
+        "name": "Gaming Cards",
+        "products": [
+            {
+                "id": "507f1f77bcf86cd799439011",
+                "title": "PlayStation Network",
+                "enabled": True,
+                "region": "dz",
+            },
+            {"id": "507f1f77bcf86cd799439012", "title": "Google Play Gift Card", "enabled": True},
+            {"id": "507f1f77bcf86cd799439013", "title": "Steam Wallet", "enabled": True},
+            {"id": "507f1f77bcf86cd799439015", "title": "Xbox Live", "enabled": False},
+        ],
+    },
+    {
+        "name": "Streaming Services",
+        "products": [
+            {"id": "507f1f77bcf86cd799439014", "title": "Netflix Gift Card", "enabled": True},
+            {"id": "507f1f77bcf86cd799439016", "title": "Spotify Premium", "enabled": True},
+        ],
+    },
+]
 
 GIFT_TYPES: dict[str, list[dict[str, Any]]] = {
     "507f1f77bcf86cd799439011": [
@@ -109,7 +224,7 @@ SANDBOX_GIFT_TYPES = {
     "TEST_PARTIAL": {"name": "Sandbox: ends PARTIALLY_FILLED", "price": 100, "quantity": 999},
 }
 
-# --- sandbox scenarios -------------------------------------------------------------------------
+# --- sandbox scenarios ---------------------------------------------------------------------------
 
 MOBILE_PENDING_S = 5.0  # PENDING (5s) -> HANDLING (15s) -> final, as the quickstart states
 MOBILE_SETTLE_S = 20.0
@@ -144,10 +259,16 @@ UNKNOWN_ADSL_LINE = "000000009"
 
 #: What GETMENU answers per operator, as suggested_offers.
 GETMENU_OFFERS = {
-    "Mobilis": [("📱 PREPAID | عادي", "PREPAID_MOBILIS", 1000), ("📱🌐 AUTO | MIX 500",
-                                                               "MIX500_MOBILIS", 500)],
-    "Djezzy": [("📱 PREPAID | عادي", "PREPAID_DJEZZY", 1000), ("🌐 Data Pack 1GB",
-                                                             "DATA_1GB_DJEZZY", 300)],
-    "Ooredoo": [("📱 PREPAID | عادي", "PREPAID_OOREDOO", 1000), ("📱🌐 AUTO | MIX 1000",
-                                                               "MIX1000_OOREDOO", 1000)],
+    "Mobilis": [
+        ("📱 PREPAID | عادي", "PREPAID_MOBILIS", 1000),
+        ("📱🌐 AUTO | MIX 500", "MIX500_MOBILIS", 500),
+    ],
+    "Djezzy": [
+        ("📱 PREPAID | عادي", "PREPAID_DJEZZY", 1000),
+        ("🌐 Data Pack 1GB", "DATA_1GB_DJEZZY", 300),
+    ],
+    "Ooredoo": [
+        ("📱 PREPAID | عادي", "PREPAID_OOREDOO", 1000),
+        ("📱🌐 AUTO | MIX 1000", "MIX1000_OOREDOO", 1000),
+    ],
 }

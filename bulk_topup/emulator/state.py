@@ -8,12 +8,12 @@ applies what has happened since the last request (refund credits, ledger lines) 
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable
 import itertools
 import random
 import secrets
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +111,7 @@ class World:
         self._tokens = float(self.rate_limit or 0)
         self._token_time: float | None = None
 
-    # --- identifiers and time ----------------------------------------------------------------
+    # --- identifiers and time --------------------------------------------------------------------
 
     def new_id(self) -> str:
         return f"{int(self.clock.wall().timestamp()):08x}{next(self._ids):016x}"
@@ -122,7 +122,7 @@ class World:
     def timestamp(self, at: float | None = None) -> str:
         return iso(self.clock.wall(at))
 
-    # --- rate limit: a token bucket refilled in real time -------------------------------------
+    # --- rate limit: a token bucket refilled in real time ----------------------------------------
 
     def take_token(self, real_now: float) -> float | None:
         """Take a request token; None when allowed, else seconds until one is free."""
@@ -138,17 +138,26 @@ class World:
             return None
         return (1 - self._tokens) / rate
 
-    # --- money ---------------------------------------------------------------------------------
+    # --- money -----------------------------------------------------------------------------------
 
     def ledger(self, kind: str, amount: float, objid: str, note: str, at: float) -> None:
         old = self.balance
         credit = kind.startswith("REFUND")
         self.balance = round(old + amount if credit else old - amount, 2)
-        self.transactions.append({
-            "_id": self.new_id(), "type": kind, "operation": "credit" if credit else "debit",
-            "amount": round(amount, 2), "oldBalance": old, "newBalance": self.balance,
-            "objid": objid, "note": note, "time": self.timestamp(at), "_at": at,
-        })  # fmt: skip
+        self.transactions.append(
+            {
+                "_id": self.new_id(),
+                "type": kind,
+                "operation": "credit" if credit else "debit",
+                "amount": round(amount, 2),
+                "oldBalance": old,
+                "newBalance": self.balance,
+                "objid": objid,
+                "note": note,
+                "time": self.timestamp(at),
+                "_at": at,
+            }
+        )
 
     def add_order(self, order: Order, ledger_type: str, note: str) -> None:
         self.orders.append(order)
