@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -91,8 +92,17 @@ def api_options(fn: F) -> F:
 
 
 def make_settings(kw: dict[str, Any]) -> Any:
-    from .config import settings
+    from .config import key_file_is_private, settings
 
+    key_file = kw.get("api_key_file")
+    emulated = kw.get("emulator")
+    if key_file and not emulated and Path(key_file).exists() and not key_file_is_private(key_file):
+        click.secho(
+            f"warning: the key file {key_file} can be read by other users of this machine; "
+            f"chmod 600 it",
+            fg="yellow",
+            err=True,
+        )
     return settings(
         api_url=kw.pop("api_url"),
         key_file=kw.pop("api_key_file"),
@@ -587,12 +597,17 @@ def _report_and_exit(
     code = EXIT_REFUSED if outcome.refused else outcome.exit_code
     if code == EXIT_NOT_FINAL:
         extra = f" --state-dir {state_dir}" if str(state_dir) != ".bulk-topup" else ""
-        extra += " --emulator" if emulated else ""
         click.secho(
-            f"some rows are not final yet; continue with:\n  bulk-topup resume --batch "
-            f"{batch}{extra}\n  (or later: bulk-topup reconcile --batch {batch}{extra})",
+            f"some rows are not final yet; continue with:\n"
+            f"  bulk-topup resume --batch {batch}{extra}\n"
+            f"  (or later: bulk-topup reconcile --batch {batch}{extra})",
             fg="yellow",
         )
+        if emulated:
+            click.echo(
+                "note: the built-in emulator lives for one command only; resume and reconcile "
+                "need the real API or a served emulator (bulk-topup emulator)"
+            )
     elif code == EXIT_FAILED_ROWS:
         click.secho(
             "finished; some rows failed: see 'Needs attention' and 'Retry' in the results",

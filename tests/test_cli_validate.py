@@ -85,9 +85,3 @@ def test_template_round_trips(cli, tmp_path: Path) -> None:
     wb.save(out)
     result = cli("validate", str(out))
     assert result.exit_code == 0, result.output
-
-
-@pytest.mark.parametrize("command", ["validate", "catalog", "template", "emulator"])
-def test_help(command: str) -> None:
-    result = CliRunner().invoke(main, [command, "--help"])
-    assert result.exit_code == 0 and "Usage:" in result.output

@@ -1,0 +1,167 @@
+"""The run family of commands through click: exit codes, refusals, the README's commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulk_topup.cli import main
+from bulk_topup.emulator import SANDBOX_KEY
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+README = Path(__file__).parent.parent / "README.md"
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    runner = CliRunner()
+    state = str(tmp_path / "state")
+
+    def invoke(*args: str, emulator: bool = True, env: dict[str, str] | None = None):
+        extra = ["--emulator", "--emulator-speed", "200"] if emulator else []
+        return runner.invoke(main, [*args, *extra, "--state-dir", state], env=env)
+
+    invoke.state = state
+    return invoke
+
+
+def test_run_the_sample_end_to_end(cli, tmp_path: Path) -> None:
+    out = tmp_path / "results.xlsx"
+    result = cli("run", str(SAMPLES / "orders.csv"), "--batch", "t1", "--yes", "--out", str(out))
+    assert result.exit_code == 5, result.output  # the sample holds the UNKNOWN_ERROR number
+    assert "environment: SANDBOX key (READ-WRITE)" in result.output
+    assert "to send: 13 rows, 12,280.00 DA face value" in result.output
+    assert "bulk-topup resume --batch t1" in result.output
+    assert "SANDBOX-CARD-" not in result.output and "gift cards delivered: 5" in result.output
+    assert out.exists()
+    status = CliRunner().invoke(
+        main, ["status", "--batch", "t1", "--format", "json", "--state-dir", cli.state]
+    )
+    data = json.loads(status.output)
+    assert data["counts"] == {
+        "FULFILLED": 9,
+        "REFUNDED": 2,
+        "UNKNOWN_ERROR": 1,
+        "PARTIALLY_FILLED": 1,
+    }
+    assert data["exit_code"] == 5
+    listing = CliRunner().invoke(main, ["batches", "--state-dir", cli.state])
+    assert listing.output.startswith("t1")
+
+
+def test_invalid_rows_cost_nothing_and_leave_no_batch(cli) -> None:
+    result = cli("run", str(SAMPLES / "messy.csv"), "--batch", "m", "--yes")
+    assert result.exit_code == 3
+    assert 'row 11, phone: "77803734" has 8 digits' in result.output
+    assert "3 invalid rows; nothing was sent (fix them, or pass --skip-invalid)" in result.output
+    assert "no batches" in CliRunner().invoke(main, ["batches", "--state-dir", cli.state]).output
+
+
+def test_skip_invalid_sends_the_rest(cli, tmp_path: Path) -> None:
+    result = cli(
+        "run",
+        str(SAMPLES / "messy.csv"),
+        "--batch",
+        "m",
+        "--yes",
+        "--skip-invalid",
+        "--out",
+        str(tmp_path / "r.xlsx"),
+    )
+    assert result.exit_code == 4, result.output  # invalid rows are rows not topped up
+    assert "INVALID 3" in result.output and "FULFILLED 6" in result.output
+
+
+def test_without_a_terminal_and_without_yes_it_refuses(cli) -> None:
+    result = cli("run", str(SAMPLES / "orders.csv"), "--batch", "n")
+    assert result.exit_code == 6
+    assert "no terminal to ask on; pass --yes" in result.output
+
+
+def test_dry_run_sends_nothing(cli) -> None:
+    result = cli("run", str(SAMPLES / "orders.xlsx"), "--batch", "d", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "nothing was sent" in result.output
+    assert "would send 13 rows" in result.output
+
+
+def test_max_total_refuses(cli) -> None:
+    result = cli("run", str(SAMPLES / "orders.xlsx"), "--batch", "x", "--yes", "--max-total", "100")
+    assert result.exit_code == 6
+    assert "more than --max-total 100.00 DA; nothing was sent" in result.output
+
+
+def test_no_key_is_a_usage_error(cli, monkeypatch) -> None:
+    monkeypatch.delenv("ONECLICK_API_KEY", raising=False)
+    result = cli("catalog", emulator=False)
+    assert result.exit_code == 2
+    assert "no API key: set ONECLICK_API_KEY, pass --api-key-file PATH" in result.output
+
+
+def test_key_file_is_read_and_never_shown(cli, served, tmp_path: Path) -> None:
+    url, world = served
+    key_file = tmp_path / "key"
+    key_file.write_text(SANDBOX_KEY + "\n")
+    result = cli(
+        "run",
+        str(SAMPLES / "orders.csv"),
+        "--batch",
+        "k",
+        "--yes",
+        "--dry-run",
+        "--api-url",
+        url,
+        "--api-key-file",
+        str(key_file),
+        emulator=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert SANDBOX_KEY not in result.output
+    assert "can be read by other users" in result.output  # the file was written 0644
+    key_file.chmod(0o600)
+    again = cli("catalog", "--api-url", url, "--api-key-file", str(key_file), emulator=False)
+    assert again.exit_code == 0 and "can be read by other users" not in again.output
+
+
+def test_resume_of_unknown_batch(cli) -> None:
+    result = cli("resume", "--batch", "nope", "--yes")
+    assert result.exit_code == 1
+    assert "there is no batch 'nope'" in result.output
+
+
+def test_reconcile_needs_a_target(cli) -> None:
+    assert cli("reconcile").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "run",
+        "resume",
+        "status",
+        "reconcile",
+        "report",
+        "batches",
+        "validate",
+        "catalog",
+        "template",
+        "emulator",
+    ],
+)
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_readme_commands_exist() -> None:
+    """Every `bulk-topup <command>` the README shows is a real command."""
+    text = README.read_text()
+    shown = set(re.findall(r"bulk-topup ([a-z]+)", text))
+    assert {"run", "resume", "validate", "reconcile"} <= shown
+    assert shown <= set(main.commands)
+    assert "make demo" in text and "make test" in text
