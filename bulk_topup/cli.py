@@ -217,10 +217,16 @@ def emulator(
 def _run(coro: Any) -> Any:
     import anyio
 
-    async def go() -> Any:
-        return await coro
+    result: list[Any] = []
 
-    return anyio.run(go)
+    async def go() -> None:
+        # The result is handed over in a box, not returned: on Python 3.11 asyncio's runner
+        # builds repr(main task) when it restores the SIGINT handler, and a returned
+        # 100,000-row result would be repr'd in full (seconds of CPU for nothing).
+        result.append(await coro)
+
+    anyio.run(go)
+    return result[0]
 
 
 @main.command()

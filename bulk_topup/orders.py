@@ -55,7 +55,7 @@ MOBILE_PREFIXES = [
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     row: int
     column: str
@@ -66,7 +66,7 @@ class Problem:
         return f"row {self.row}, {self.column}: {self.message}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """One row of the sheet, normalised. `payload` is exactly what would be sent."""
 
@@ -322,7 +322,7 @@ def build_orders(
 def _order(row: SheetRow, index: int, catalog: Catalog) -> Order:
     cells = row.cells
     kind, kind_error = infer_kind(cells)
-    order = Order(row.number, index, kind or "mobile", cells=dict(cells))
+    order = Order(row.number, index, kind or "mobile", cells=cells)
     if kind_error:
         order.error("kind", kind_error)
         return order

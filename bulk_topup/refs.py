@@ -10,6 +10,7 @@ canonical form would make a resumed batch send everything again under new refs.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -27,6 +28,7 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@functools.lru_cache(maxsize=64)
 def batch_slug(batch: str) -> str:
     """`Payroll 2026/11` -> `payroll-2026-11`, at most 16 characters, never empty."""
     slug = re.sub(r"[^a-z0-9-]+", "-", batch.lower())

@@ -67,7 +67,7 @@ MAX_RATIO = 200
 MAX_CSV_BYTES = 256 * 1024 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class SheetRow:
     number: int  # the row number a spreadsheet application shows
     cells: dict[str, str]  # canonical or passthrough column -> text
@@ -263,8 +263,10 @@ def _read_csv(path: Path) -> Sheet:
     if not text.strip():
         raise SheetError(f"{path} is empty")
     delimiter = _sniff_delimiter(text)
+    del raw
     try:
         grid = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        del text
     except csv.Error as e:
         raise SheetError(f"{path} is not a well-formed CSV file ({e})") from None
     sheet = _to_sheet(path, "", grid, {})
