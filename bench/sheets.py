@@ -24,7 +24,7 @@ def rows(n: int, seed: int = 1, internet_share: float = 0.1) -> list[list[str]]:
         else:
             plan, prefix, lo, hi = PLANS[i % 3]
             amount = str(rnd.randrange(lo, min(hi, 3000) + 1))
-            out.append([name, emp, f"{prefix}{i:08d}", plan, amount, "", "", ""])
+            out.append([name, emp, f"{prefix}{20000000 + i:08d}", plan, amount, "", "", ""])
     return out
 
 

@@ -255,15 +255,43 @@ class Journal:
     # --- rows ------------------------------------------------------------------------------------
 
     def rows(self, states: Iterable[RowState] | None = None) -> list[Row]:
-        if states is None:
-            cur = self.db.execute("SELECT * FROM rows ORDER BY idx")
-        else:
+        return list(self.iter_rows(states))
+
+    def iter_rows(
+        self, states: Iterable[RowState] | None = None, *, with_cards: bool = False
+    ) -> Iterator[Row]:
+        """Rows in input order, read lazily (a 100,000-row batch is never all in memory)."""
+        where, args = [], []
+        if states is not None:
             names = [s.value for s in states]
-            marks = ",".join("?" * len(names))
-            cur = self.db.execute(
-                f"SELECT * FROM rows WHERE state IN ({marks}) ORDER BY idx", names
-            )
-        return [Row.from_db(r) for r in cur]
+            where.append(f"state IN ({','.join('?' * len(names))})")
+            args += names
+        if with_cards:
+            where.append("cards IS NOT NULL AND cards != '[]'")
+        sql = "SELECT * FROM rows" + (" WHERE " + " AND ".join(where) if where else "")
+        # A cursor of its own: writes elsewhere on the connection cannot disturb it.
+        for r in self.db.cursor().execute(sql + " ORDER BY idx", args):
+            yield Row.from_db(r)
+
+    def input_columns(self) -> list[str]:
+        """Every input column, in the order the sheet had them."""
+        seen: dict[str, None] = {}
+        for (text,) in self.db.execute("SELECT input FROM rows ORDER BY idx"):
+            for column, _ in json.loads(text):
+                seen.setdefault(column, None)
+        return list(seen)
+
+    def totals(self) -> dict[str, float]:
+        """Face value of the valid rows, what was debited, what was refunded."""
+        face, debited, refunds = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN state != 'INVALID' THEN face_value END), 0), "
+            "COALESCE(SUM(debited), 0), "
+            "COALESCE(SUM(CASE WHEN state = 'REFUNDED' THEN cost "
+            "WHEN state = 'PARTIALLY_FILLED' THEN MAX(0, cost - COALESCE(debited, 0)) END), 0) "
+            "FROM rows"
+        ).fetchone()
+        return {"face_value": round(face, 2), "debited": round(debited, 2),
+                "refunds": round(refunds, 2)}  # fmt: skip
 
     def row(self, idx: int) -> Row:
         r = self.db.execute("SELECT * FROM rows WHERE idx = ?", (idx,)).fetchone()

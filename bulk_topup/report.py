@@ -14,13 +14,15 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.chart import BarChart, Reference
+from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
@@ -151,14 +153,6 @@ def notes_text(row: Row) -> str:
     return " | ".join(notes)
 
 
-def input_columns(rows: list[Row]) -> list[str]:
-    seen: dict[str, None] = {}
-    for r in rows:
-        for column, _ in r.input:
-            seen.setdefault(column, None)
-    return list(seen)
-
-
 def header_names(journal: Journal, columns: list[str]) -> list[str]:
     """The input columns as the sheet wrote them (`Numéro`, not `phone`)."""
     written = json.loads(journal.get_meta("headers") or "{}")
@@ -166,37 +160,33 @@ def header_names(journal: Journal, columns: list[str]) -> list[str]:
 
 
 def result_values(row: Row, columns: list[str]) -> list[Any]:
+    """The Results line of a row; an empty field is None (an empty cell costs nothing)."""
     cells = dict(row.input)
-    return (
+    values = (
         [row.sheet_row]
-        + [cells.get(c, "") for c in columns]
+        + [cells.get(c) for c in columns]
         + [
-            row.ref or "",
+            row.ref,
             row.state.value,
-            row.provider_status or "",
-            row.order_id or "",
+            row.provider_status,
+            row.order_id,
             row.debited,
-            row.error_code or "",
+            row.error_code,
             error_text(row),
             offers_in_words(row),
-            row.card_code or "",
-            row.num_trans or "",
-            row.sent_at or "",
-            row.settled_at or "",
+            row.card_code,
+            row.num_trans,
+            row.sent_at,
+            row.settled_at,
             notes_text(row),
         ]
     )
+    return [None if v == "" else v for v in values]
 
 
 def summary(journal: Journal) -> dict[str, Any]:
-    rows = journal.rows()
     meta = journal.meta()
     counts = journal.counts()
-    valid = [r for r in rows if r.state != S.INVALID]
-    refunds = sum((r.cost or 0) for r in rows if r.state == S.REFUNDED)
-    refunds += sum(
-        max(0.0, (r.cost or 0) - (r.debited or 0)) for r in rows if r.state == S.PARTIALLY_FILLED
-    )
     return {
         "batch": meta.get("batch"),
         "sheet": meta.get("sheet"),
@@ -204,11 +194,9 @@ def summary(journal: Journal) -> dict[str, Any]:
         "environment": meta.get("environment"),
         "started_at": meta.get("started_at"),
         "finished_at": meta.get("finished_at"),
-        "rows": len(rows),
+        "rows": sum(counts.values()),
         "counts": {s.value: counts.get(s.value, 0) for s in STATE_ORDER},
-        "face_value": round(sum(r.face_value or 0 for r in valid), 2),
-        "debited": round(sum(r.debited or 0 for r in rows), 2),
-        "refunds": round(refunds, 2),
+        **journal.totals(),
         "balance_before": _float(meta.get("balance_before")),
         "balance_after": _float(meta.get("balance_after")),
         "stop_reason": meta.get("stop_reason") or None,
@@ -222,7 +210,7 @@ def _float(text: str | None) -> float | None:
         return None
 
 
-def attention(rows: list[Row]) -> Iterator[tuple[Row, str, str]]:
+def attention(rows: Iterable[Row]) -> Iterator[tuple[Row, str, str]]:
     for r in rows:
         if r.state in NEXT_STEP:
             reason, step = NEXT_STEP[r.state]
@@ -230,7 +218,7 @@ def attention(rows: list[Row]) -> Iterator[tuple[Row, str, str]]:
             yield r, f"{reason}" + (f" ({detail})" if detail else ""), step
 
 
-def retry_rows(rows: list[Row]) -> Iterator[dict[str, Any]]:
+def retry_rows(rows: Iterable[Row]) -> Iterator[dict[str, Any]]:
     """The refunded rows as order sheet lines, the first suggested offer filled in."""
     for r in rows:
         p = r.payload
@@ -295,10 +283,30 @@ def _text(ws: Any, value: Any, **style: Any) -> Any:
     return cell
 
 
+def _safe(ws: Any, value: Any) -> Any:
+    """`value` itself when openpyxl stores it as it is; a text cell when it would read it as a
+    formula (`=...`) or an error code (`#N/A`). Plain values are much cheaper than cells."""
+    if isinstance(value, str) and (value.startswith("=") or value in ERROR_CODES):
+        return _text(ws, value)
+    return value
+
+
 BOLD = Font(bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="305496")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 FILLS = {s: PatternFill("solid", fgColor=c) for s, c in STATE_FILL.items()}
+
+
+def _colour_by_state(ws: Any, column: str, rows: int) -> None:
+    """A fill per state, as conditional formatting: one rule per state, not a style per cell
+    (styling 100,000 cells one by one costs more than writing them)."""
+    if rows < 1:
+        return
+    cells = f"{column}2:{column}{rows + 1}"
+    for state, fill in FILLS.items():
+        ws.conditional_formatting.add(
+            cells, CellIsRule(operator="equal", formula=[f'"{state.value}"'], fill=fill)
+        )
 
 
 def _header(ws: Any, names: list[str], widths: list[int]) -> None:
@@ -321,7 +329,6 @@ def _write_xlsx(journal: Journal, path: Path) -> None:
 
 
 def _fill_workbook(wb: Workbook, journal: Journal) -> None:
-    rows = journal.rows()
     info = summary(journal)
 
     ws = wb.create_sheet("Summary")
@@ -362,7 +369,7 @@ def _fill_workbook(wb: Workbook, journal: Journal) -> None:
     ws.add_chart(chart, "D2")
 
     ws = wb.create_sheet("Results")
-    columns = input_columns(rows)
+    columns = journal.input_columns()
     names = ["sheet row"] + header_names(journal, columns) + RESULT_COLUMNS
     widths = (
         [9]
@@ -370,13 +377,11 @@ def _fill_workbook(wb: Workbook, journal: Journal) -> None:
         + [40, 17, 15, 26, 12, 18, 50, 28, 16, 16, 24, 24, 40]
     )
     _header(ws, names, widths)
-    state_col = 1 + len(columns) + 1
-    for r in rows:
-        values = result_values(r, columns)
-        cells = [_text(ws, v) for v in values]
-        cells[state_col].fill = FILLS[r.state]
-        ws.append(cells)
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(names))}{len(rows) + 1}"
+    for r in journal.iter_rows():
+        ws.append([_safe(ws, v) for v in result_values(r, columns)])
+    last = info["rows"] + 1
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(names))}{last}"
+    _colour_by_state(ws, get_column_letter(1 + len(columns) + 2), info["rows"])
 
     ws = wb.create_sheet("Gift cards")
     _header(
@@ -384,35 +389,24 @@ def _fill_workbook(wb: Workbook, journal: Journal) -> None:
         ["sheet row", "ref", "order id", "product", "type", "card code", "serial"],
         [9, 40, 26, 30, 16, 30, 20],
     )
-    for r in rows:
+    for r in journal.iter_rows(with_cards=True):
         for card in r.cards:
-            ws.append(
-                [
-                    _text(ws, v)
-                    for v in (
-                        r.sheet_row,
-                        r.ref,
-                        r.order_id,
-                        r.label,
-                        r.payload.get("typeId"),
-                        card.get("value"),
-                        card.get("serial"),
-                    )
-                ]
-            )
+            values = (r.sheet_row, r.ref, r.order_id, r.label, r.payload.get("typeId"),
+                      card.get("value"), card.get("serial"))  # fmt: skip
+            ws.append([_safe(ws, v) for v in values])
 
     ws = wb.create_sheet("Needs attention")
     _header(ws, ["sheet row", "ref", "state", "order", "why", "next step"], [9, 40, 17, 40, 70, 60])
-    for r, why, step in attention(rows):
-        cells = [
-            _text(ws, v) for v in (r.sheet_row, r.ref or "", r.state.value, r.describe(), why, step)
-        ]
-        cells[2].fill = FILLS[r.state]
-        ws.append(cells)
+    count = 0
+    for r, why, step in attention(journal.iter_rows(NEXT_STEP)):
+        ws.append([_safe(ws, v) for v in (r.sheet_row, r.ref or "", r.state.value, r.describe(),
+                                          why, step)])  # fmt: skip
+        count += 1
+    _colour_by_state(ws, "C", count)
 
     ws = wb.create_sheet("Retry")
     _header(ws, RETRY_COLUMNS, [10, 14, 20, 10, 14, 14, 10, 28, 16, 10, 12, 40])
-    for line in retry_rows(rows):
+    for line in retry_rows(journal.iter_rows([S.REFUNDED, S.PARTIALLY_FILLED])):
         ws.append(
             [_text(ws, "" if line.get(c) is None else str(line.get(c))) for c in RETRY_COLUMNS]
         )
@@ -426,8 +420,8 @@ def _csv_safe(value: Any) -> Any:
 
 
 def _write_csv(journal: Journal, path: Path) -> None:
-    rows = journal.rows()
-    columns = input_columns(rows)
+    rows = journal.iter_rows()
+    columns = journal.input_columns()
     with path.open("w", newline="", encoding="utf-8-sig") as f:
         w = csv.writer(f)
         w.writerow(["sheet row"] + header_names(journal, columns) + RESULT_COLUMNS + ["gift cards"])
@@ -437,7 +431,7 @@ def _write_csv(journal: Journal, path: Path) -> None:
 
 
 def _write_json(journal: Journal, path: Path) -> None:
-    rows = journal.rows()
+    rows = journal.iter_rows()
     lines: list[dict[str, Any]] = []
     out = {"summary": summary(journal), "rows": lines}
     for r in rows:

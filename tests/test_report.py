@@ -114,6 +114,8 @@ async def test_results_cell_by_cell(every_state: Kit, tmp_path: Path) -> None:
         (8, "type_001"),
     ]
     assert all(c[5].startswith("SANDBOX-CARD-") for c in cards[1:])
+    with zipfile.ZipFile(out) as z:  # states are coloured by conditional formatting rules
+        assert b'<conditionalFormatting sqref="' in z.read("xl/worksheets/sheet2.xml")
 
     attention = {r[0]: r for r in sheets["Needs attention"][1:]}
     assert set(attention) == {3, 4, 5, 7, 9, 10, 11}
@@ -236,3 +238,19 @@ async def test_a_spreadsheet_application_opens_it(every_state: Kit, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     pdf = tmp_path / "r.pdf"
     assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
+
+
+async def test_a_batch_with_nothing_to_attend_to(app, clock, tmp_path: Path) -> None:
+    kit = Kit(app, clock, tmp_path / "state")
+    await kit.load(mobile("0661234567"))
+    assert (await kit.run()).exit_code == 0
+    with kit.journal() as j:
+        sheets = read(write_results(j, tmp_path / "r.xlsx"))
+    assert len(sheets["Needs attention"]) == 1 and len(sheets["Retry"]) == 1
+    assert sheets["Results"][1][sheets["Results"][0].index("state")] == "FULFILLED"
+
+
+async def test_an_empty_batch_still_has_a_report(tmp_path: Path) -> None:
+    with open_batch(tmp_path, "empty", now=lambda: "t") as j:
+        sheets = read(write_results(j, tmp_path / "r.xlsx"))
+    assert len(sheets["Results"]) == 1

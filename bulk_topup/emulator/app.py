@@ -143,8 +143,11 @@ def invalid(field: str, value: Any, message: str) -> Reply:
 
 def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
-        world.calls[f"{request.method} {template.replace(':path', '')}"] += 1
-        wait = world.take_token(world.rate_clock())
+        name = f"{request.method} {template.replace(':path', '')}"
+        world.calls[name] += 1
+        now = world.rate_clock()
+        world.call_log.append((now, name))
+        wait = world.take_token(now)
         if wait is not None:
             world.rate_limited += 1
             return fail(
@@ -769,6 +772,11 @@ async def admin_stats(request: Request, world: World) -> Any:
     return world.stats()
 
 
+async def admin_calls(request: Request, world: World) -> Any:
+    """Every API call with its time (seconds on the rate-limit clock), for throughput figures."""
+    return {"calls": world.call_log}
+
+
 async def admin_reset(request: Request, world: World) -> Any:
     world.reset()
     return {"reset": True}
@@ -841,6 +849,7 @@ async def admin_stock(request: Request, world: World) -> Any:
 
 ADMIN_ROUTES: list[tuple[str, str, AdminHandler]] = [
     ("GET", "/__emulator/stats", admin_stats),
+    ("GET", "/__emulator/calls", admin_calls),
     ("POST", "/__emulator/reset", admin_reset),
     ("GET", "/__emulator/faults", admin_faults),
     ("POST", "/__emulator/faults", admin_faults),

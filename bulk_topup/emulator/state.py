@@ -103,6 +103,7 @@ class World:
         self.failures: dict[str, list[float]] = {}
         self.blocked_until: dict[str, float] = {}
         self.calls: Counter[str] = Counter()
+        self.call_log: list[tuple[float, str]] = []  # (rate_clock time, "METHOD /path")
         self.rate_limited = 0
         self.faults_injected: Counter[str] = Counter()
         self.random = random.Random(self.faults.seed)
