@@ -570,6 +570,25 @@ async def _with_signals(runner: Any, coro: Any) -> Any:
     return result[0]
 
 
+async def _drive(
+    journal: Any, client: Any, settings: Any, options: Any, yes: bool, what: str
+) -> Any:
+    """Pre-flight, confirmation, then the run itself with progress and signal handling."""
+    from .journal import RowState
+    from .runner import Runner
+
+    runner = Runner(journal, client, settings.clock, options)
+    pre = await runner.preflight()
+    _confirm(pre, yes, what)
+    in_flight = journal.rows([RowState.SUBMITTED, RowState.SENDING, RowState.UNCERTAIN])
+    progress = Progress(pre.rows, pre.rows + len(in_flight))
+    runner.progress = progress
+    try:
+        return await _with_signals(runner, runner.execute())
+    finally:
+        progress.close()
+
+
 def _report_and_exit(
     journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any, emulated: bool
 ) -> None:
@@ -669,7 +688,7 @@ def run(
     from .journal import open_batch
     from .plan import validate_sheet
     from .report import default_path
-    from .runner import AdaptiveThrottle, Runner
+    from .runner import AdaptiveThrottle
 
     settings = make_settings(kw)
     options = _options(rate, concurrency, max_total, resend_uncertain_gifts)
@@ -714,22 +733,7 @@ def run(
                         dict(zip(read.columns, read.headers, strict=True)), ensure_ascii=False
                     ),
                 )
-                runner = Runner(journal, client, settings.clock, options)
-                pre = await runner.preflight()
-                _confirm(pre, yes, "run")
-                open_rows = len(
-                    [
-                        r
-                        for r in journal.rows()
-                        if r.state.value in ("SUBMITTED", "SENDING", "UNCERTAIN")
-                    ]
-                )
-                progress = Progress(pre.rows, pre.rows + open_rows)
-                runner.progress = progress
-                try:
-                    return await _with_signals(runner, runner.execute())
-                finally:
-                    progress.close()
+                return await _drive(journal, client, settings, options, yes, "run")
 
         outcome = _run(go())
         _report_and_exit(
@@ -808,7 +812,7 @@ def resume(
     from .clock import iso
     from .journal import open_batch
     from .report import default_path
-    from .runner import AdaptiveThrottle, Runner
+    from .runner import AdaptiveThrottle
 
     settings = make_settings(kw)
     options = _options(rate, concurrency, None, resend_uncertain_gifts)
@@ -820,15 +824,7 @@ def resume(
 
         async def go() -> Any:
             async with settings.client(throttle=AdaptiveThrottle(options.rate)) as client:
-                runner = Runner(journal, client, settings.clock, options)
-                pre = await runner.preflight()
-                _confirm(pre, yes, "resume")
-                progress = Progress(pre.rows, pre.rows)
-                runner.progress = progress
-                try:
-                    return await _with_signals(runner, runner.execute())
-                finally:
-                    progress.close()
+                return await _drive(journal, client, settings, options, yes, "resume")
 
         outcome = _run(go())
         _report_and_exit(

@@ -27,6 +27,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from .journal import FINAL, Journal, Row, RowState
+from .sheet import ORDER_COLUMNS
 
 S = RowState
 STATE_ORDER = [
@@ -98,20 +99,7 @@ RESULT_COLUMNS = [
     "settled at",
     "notes",
 ]
-RETRY_COLUMNS = [
-    "kind",
-    "phone",
-    "plan_code",
-    "amount",
-    "internet_type",
-    "number",
-    "value",
-    "product_id",
-    "type_id",
-    "quantity",
-    "original row",
-    "original ref",
-]
+RETRY_COLUMNS = [*ORDER_COLUMNS, "original row", "original ref"]
 
 
 def default_path(sheet: str | None, batch: str, fmt: str = "xlsx") -> Path:

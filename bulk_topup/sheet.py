@@ -58,6 +58,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "quantity": ("quantity", "quantite", "qty", "qte", "nombre", "nb"),
     "ref": ("ref", "reference", "orderref"),
 }
+#: The columns of an order sheet, in the order bulk_topup writes them (template, Retry sheet).
+ORDER_COLUMNS = ["kind", "phone", "plan_code", "amount", "internet_type", "number", "value",
+                 "product_id", "type_id", "quantity"]  # fmt: skip
 _LOOKUP = {alias: canon for canon, aliases in ALIASES.items() for alias in aliases}
 KEY_COLUMNS = {"phone", "number", "product_id"}
 

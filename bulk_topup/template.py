@@ -9,21 +9,9 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from .catalog import Catalog
+from .sheet import ORDER_COLUMNS
 
-COLUMNS = [
-    "kind",
-    "phone",
-    "plan_code",
-    "amount",
-    "internet_type",
-    "number",
-    "value",
-    "product_id",
-    "type_id",
-    "quantity",
-    "name",
-    "employee_id",
-]
+COLUMNS = [*ORDER_COLUMNS, "name", "employee_id"]
 TEXT_COLUMNS = {"phone", "number", "product_id", "type_id", "employee_id"}
 ROWS = 1000
 

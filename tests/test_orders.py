@@ -9,9 +9,9 @@ import pytest
 from bulk_topup.catalog import Catalog, load_catalog
 from bulk_topup.orders import build_orders, normalise_internet, normalise_mobile, parse_dzd
 from bulk_topup.refs import batch_slug, make_ref, payload_hash
-from bulk_topup.sheet import Sheet, SheetRow
 
 from .conftest import BASE
+from .runkit import sheet_of
 
 
 @pytest.fixture
@@ -21,18 +21,6 @@ async def catalog(client, tmp_path: Path) -> Catalog:
         tmp_path,
         BASE,
         gift_products={"507f1f77bcf86cd799439011", "507f1f77bcf86cd799439015"},
-    )
-
-
-def sheet_of(*rows: dict[str, str]) -> Sheet:
-    columns = sorted({k for r in rows for k in r})
-    return Sheet(
-        Path("t.csv"),
-        "",
-        columns,
-        columns,
-        [SheetRow(i + 2, dict(r)) for i, r in enumerate(rows)],
-        1,
     )
 
 
