@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import GiftProduct, GiftType, InternetProduct, MobilePlan, OneClickClient
-from .errors import ApiError, AuthError
+from .errors import ApiError, AuthError, OutcomeUnknown, RequestNotSent
 
 MAX_AGE = {"plans": 24 * 3600, "internet": 600, "gift": 24 * 3600, "gift_types": 600}
 INTERNET_TYPES = ("ADSL", "4G")
@@ -32,10 +32,12 @@ class Catalog:
     fetched_at: dict[str, float] = field(default_factory=dict)  # part -> unix time
     missing: list[str] = field(default_factory=list)  # parts neither the API nor a cache had
     stale: list[str] = field(default_factory=list)  # parts served from an expired cache
+    loaded_at: float = field(default_factory=time.time)  # unix time of this load
 
-    def age(self, part: str, now: float | None = None) -> float | None:
+    def age(self, part: str) -> float | None:
+        """How old `part` was when this catalog was loaded, in seconds."""
         at = self.fetched_at.get(part)
-        return None if at is None else (now or time.time()) - at
+        return None if at is None else self.loaded_at - at
 
     def internet_product(self, kind: str, value: int) -> InternetProduct | None:
         return next((p for p in self.internet.get(kind, []) if p.value == value), None)
@@ -100,7 +102,7 @@ async def load_catalog(
     now = now or time.time()
     path = _cache_path(state_dir, api_url)
     cache = _load_cache(path)
-    catalog = Catalog()
+    catalog = Catalog(loaded_at=now)
     changed = False
     wanted = list(parts) + (["gift_types"] if "gift" in parts else [])
     for part in wanted:
@@ -119,7 +121,9 @@ async def load_catalog(
             value = await _fetch(client, part, catalog, gift_products)
         except AuthError:
             raise
-        except ApiError:
+        except ApiError as e:
+            if isinstance(e, RequestNotSent | OutcomeUnknown):
+                client = None  # unreachable: the other parts come from the cache, without waiting
             if entry:
                 setattr(catalog, _attr(part), _decode(part, entry["items"]))
                 catalog.fetched_at[part] = entry["at"]

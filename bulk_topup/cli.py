@@ -23,6 +23,16 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
 EXIT_FAILED_ROWS, EXIT_NOT_FINAL, EXIT_REFUSED, EXIT_LOCKED = 4, 5, 6, 7
 
 
+def _quick_retry() -> Any:
+    from .client import RetryPolicy
+
+    # Commands that only read the catalog fall back to the cache rather than wait long.
+    return RetryPolicy(attempts=2, initial=0.3, max_wait=1.0, jitter=0.2)
+
+
+QUICK_RETRY = _quick_retry()
+
+
 def fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -256,7 +266,7 @@ def validate(
     settings = make_settings(kw)
 
     async def go() -> Any:
-        async with settings.client() as client:
+        async with settings.client(retry=QUICK_RETRY) as client:
             return await validate_sheet(
                 sheet,
                 batch=batch or Path(sheet).stem,
@@ -327,7 +337,12 @@ def print_validation(sheet: Any, result: Any) -> None:
     )
     if s["duplicates"]:
         click.echo(f"duplicates: {len(s['duplicates'])} rows repeat an earlier row")
-    verdict = "every row is valid" if not errors else f"{s['invalid']} invalid rows, nothing sent"
+    if errors:
+        verdict = f"{s['invalid']} invalid rows, nothing sent"
+    elif result.catalog_notes:
+        verdict = "every row passed the checks that could be made (see the notes above)"
+    else:
+        verdict = "every row is valid"
     click.secho(verdict, fg="green" if not errors else "red", bold=True)
 
 
@@ -355,7 +370,7 @@ def catalog(what: str, fmt: str, refresh: bool, **kw: Any) -> None:
     }[what]
 
     async def go() -> Any:
-        async with settings.client() as client:
+        async with settings.client(retry=QUICK_RETRY) as client:
             return await load_catalog(
                 client, settings.state_dir, settings.api_url, parts=parts, refresh=refresh
             )
@@ -415,7 +430,7 @@ def template(out: str, **kw: Any) -> None:
     settings = make_settings(kw)
 
     async def go() -> Any:
-        async with settings.client() as client:
+        async with settings.client(retry=QUICK_RETRY) as client:
             return await load_catalog(client, settings.state_dir, settings.api_url)
 
     cat = _run(go())

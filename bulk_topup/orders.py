@@ -384,6 +384,8 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         )
         return
     order.product = code
+    if amount is not None:  # without the plan's cost factor, face value is the safe estimate
+        order.face_value = order.cost = float(amount)
     if "plans" in catalog.missing:
         return
     plan = catalog.plans.get(code)

@@ -51,6 +51,11 @@ def test_run_the_sample_end_to_end(cli, tmp_path: Path) -> None:
     assert data["exit_code"] == 5
     listing = CliRunner().invoke(main, ["batches", "--state-dir", cli.state])
     assert listing.output.startswith("t1")
+    # The key is in no output, journal or workbook.
+    for path in [out, *Path(cli.state).rglob("*")]:
+        if path.is_file():
+            assert SANDBOX_KEY.encode() not in path.read_bytes(), path
+    assert SANDBOX_KEY not in result.output
 
 
 def test_invalid_rows_cost_nothing_and_leave_no_batch(cli) -> None:

@@ -14,6 +14,7 @@ from bulk_topup.errors import SheetError
 from bulk_topup.sheet import canonical, cell_text, read_sheet
 
 SAMPLES = Path(__file__).parent.parent / "samples"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def xlsx(path: Path, rows: list[list[object]], title: str = "Sheet1") -> Path:
@@ -117,9 +118,17 @@ def test_utf8_bom_and_tabs(tmp_path: Path) -> None:
     assert sheet.delimiter == "\t" and sheet.columns == ["phone", "plan_code", "amount"]
 
 
-def test_samples_read_alike() -> None:
-    a, b = read_sheet(SAMPLES / "orders.xlsx"), read_sheet(SAMPLES / "orders.csv")
+@pytest.mark.parametrize(
+    "other",
+    [SAMPLES / "orders.csv", FIXTURES / "orders.ods", FIXTURES / "orders.xls"],
+    ids=["csv", "ods", "xls"],
+)
+def test_every_format_reads_the_sample_alike(other: Path) -> None:
+    """The same sheet saved as CSV, ODS (LibreOffice) and old XLS reads the same rows."""
+    a, b = read_sheet(SAMPLES / "orders.xlsx"), read_sheet(other)
     assert [r.cells for r in a.rows] == [r.cells for r in b.rows]
+    if other.suffix != ".csv":  # the CSV sample has no title block above its header
+        assert [r.number for r in a.rows] == [r.number for r in b.rows]
 
 
 def _with_cached_formula(path: Path) -> Path:
