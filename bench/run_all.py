@@ -181,7 +181,7 @@ def setup_report(state: Path, sheet: Path) -> None:
 
     orders = build_orders(read_sheet(sheet), "report-100k", None).orders
     with open_batch(state, "report-100k", now=lambda: "2026-11-27T08:00:00.000Z") as j:
-        j.sync_orders(orders, skip_invalid=False)
+        j.sync_orders(orders)
         with j.transaction() as db:  # set the scene: every row settled, as after a real run
             db.execute(
                 "UPDATE rows SET state = 'FULFILLED', provider_status = 'FULFILLED', "

@@ -736,7 +736,7 @@ def run(
                             f"{len(validation.invalid)} invalid rows; nothing "
                             f"was sent (fix them, or pass --skip-invalid)"
                         )
-                journal.sync_orders(validation.orders, skip_invalid=skip_invalid)
+                journal.sync_orders(validation.orders)
                 digest = hashlib.sha256(Path(sheet).read_bytes()).hexdigest()[:16]
                 journal.set_meta(
                     sheet=str(Path(sheet).resolve()),

@@ -339,7 +339,7 @@ class Journal:
 
     # --- loading a sheet -------------------------------------------------------------------------
 
-    def sync_orders(self, orders: list[Order], *, skip_invalid: bool) -> None:
+    def sync_orders(self, orders: list[Order]) -> None:
         """Make the journal's rows those of `orders`, keeping everything already sent.
 
         A ref already sent (any state past PLANNED) keeps its journal row and must carry the same
@@ -419,7 +419,6 @@ class Journal:
                 db.execute(
                     "UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?", (len(orders) + j, r.ref)
                 )
-        del skip_invalid  # INVALID rows are journaled either way; the caller decides to go on
 
 
 def _db_value(value: Any) -> Any:

@@ -95,7 +95,7 @@ class Kit:
         )
         assert allow_invalid or not validation.invalid, [str(p) for p in validation.problems]
         with self.journal() as j:
-            j.sync_orders(validation.orders, skip_invalid=False)
+            j.sync_orders(validation.orders)
 
     async def run(
         self,

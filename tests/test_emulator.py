@@ -562,3 +562,9 @@ def test_over_a_real_socket(served) -> None:
                 },
             )
     assert len(world.orders) == 2
+
+
+async def test_unknown_routes_answer_with_the_envelope(http) -> None:
+    e = error(await http.get("/v3/nope"), 404, "NOT_FOUND")
+    assert e["message"] == "Route GET /v3/nope not found"
+    error(await http.delete("/v3/mobile/send"), 405, "METHOD_NOT_ALLOWED")

@@ -178,7 +178,7 @@ def test_a_kill_while_writing_keeps_the_previous_workbook(tmp_path: Path) -> Non
     rows = [mobile(f"066{i:07d}") for i in range(3_000)]
     orders = build_orders(sheet_of(*rows), "big", None).orders
     with open_batch(state, "big", now=lambda: "2026-11-27T00:00:00.000Z") as j:
-        j.sync_orders(orders, skip_invalid=False)
+        j.sync_orders(orders)
         out = write_results(j, tmp_path / "r.xlsx")
     before = out.read_bytes()
     proc = subprocess.Popen(

@@ -286,7 +286,7 @@ async def test_changed_row_under_a_sent_ref_is_refused(kit: Kit, tmp_path: Path)
             match="row 2: ref EMP-1 was already sent in this batch as PREPAID_MOBILIS 500 DA",
         ),
     ):
-        j.sync_orders(changed.orders, skip_invalid=False)
+        j.sync_orders(changed.orders)
 
 
 async def test_illegal_transition_is_refused(kit: Kit) -> None:

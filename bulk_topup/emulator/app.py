@@ -64,7 +64,19 @@ class EmulatorApp:
         routes += [
             Route(path, _admin(world, fn), methods=[method]) for method, path, fn in ADMIN_ROUTES
         ]
-        self.router = Starlette(routes=routes)
+
+        async def no_route(request: Request, exc: Exception) -> Response:
+            status = getattr(exc, "status_code", 404)
+            code = "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED"
+            return fail(
+                world,
+                status,
+                code,
+                f"Route {request.method} {request.url.path} "
+                f"{'not found' if status == 404 else 'does not allow this method'}",
+            )
+
+        self.router = Starlette(routes=routes, exception_handlers={404: no_route, 405: no_route})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.router(scope, receive, send)
@@ -329,7 +341,7 @@ def _page(
     if (lo is None) != (hi is None):
         raise invalid(
             "from" if lo is None else "to",
-            lo or hi,
+            None,
             "querystring must have both 'from' and 'to' or neither",
         )
     if lo is not None and hi is not None:
