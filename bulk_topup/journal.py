@@ -101,6 +101,16 @@ MIGRATIONS = [
         idx INTEGER, at TEXT NOT NULL, from_state TEXT, to_state TEXT, detail TEXT
     );
     """,
+    # The record of money is append-only, and a row that may have been paid is never deleted.
+    """
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    CREATE TRIGGER rows_sent_are_kept BEFORE DELETE ON rows
+        WHEN OLD.state NOT IN ('PLANNED', 'INVALID')
+        BEGIN SELECT RAISE(ABORT, 'a row that may have been sent is never deleted'); END;
+    """,
 ]
 
 _UPDATABLE = {
@@ -232,9 +242,8 @@ class Journal:
             )
         for number in range(version, len(MIGRATIONS)):
             with self.transaction() as db:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number + 1}")
 
     # --- meta ------------------------------------------------------------------------------------
@@ -419,6 +428,19 @@ class Journal:
                 db.execute(
                     "UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?", (len(orders) + j, r.ref)
                 )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (a trigger's body holds `;` of its own)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise JournalError("a migration ends with an incomplete statement")
 
 
 def _db_value(value: Any) -> Any:

@@ -153,32 +153,37 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> Sheet:
 
 
 def _refuse_hostile_zip(path: Path) -> None:
+    """Refuse zip bombs and XML entity declarations before the spreadsheet reader sees the file.
+
+    The declared sizes are checked first, then every member is streamed through (never held
+    whole) and its real size counted: a member that lies about its size fails its CRC check.
+    """
+    bomb = f"{path} would expand far beyond any real spreadsheet; refusing it (zip bomb?)"
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
-            total = sum(i.file_size for i in infos)
-            if total > MAX_UNCOMPRESSED:
-                raise SheetError(
-                    f"{path} would expand to {total / 2**20:,.0f} MB; refusing a "
-                    f"file that large (is it a zip bomb?)"
-                )
+            if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
+                raise SheetError(bomb)
+            total = 0
             for info in infos:
-                ratio = info.file_size / max(info.compress_size, 1)
-                if info.file_size > 10 * 2**20 and ratio > MAX_RATIO:
-                    raise SheetError(
-                        f"{path} is compressed {ratio:,.0f} to 1, far beyond any "
-                        f"real spreadsheet; refusing it (zip bomb?)"
-                    )
-                if info.filename.endswith((".xml", ".rels")):
-                    with z.open(info) as member:
-                        start = member.read(64 * 1024)
-                    if b"<!DOCTYPE" in start or b"<!ENTITY" in start:
-                        raise SheetError(
-                            f"{path} contains XML entity declarations "
-                            f"({info.filename}), which spreadsheets never need; "
-                            f"refusing it"
-                        )
-    except zipfile.BadZipFile:
+                xml = info.filename.endswith((".xml", ".rels"))
+                size, tail = 0, b""
+                with z.open(info) as member:
+                    while chunk := member.read(1 << 20):
+                        size += len(chunk)
+                        total += len(chunk)
+                        if total > MAX_UNCOMPRESSED or (
+                            size > 10 * 2**20 and size / max(info.compress_size, 1) > MAX_RATIO
+                        ):
+                            raise SheetError(bomb)
+                        window = tail + chunk
+                        if xml and (b"<!DOCTYPE" in window or b"<!ENTITY" in window):
+                            raise SheetError(
+                                f"{path} contains XML entity declarations ({info.filename}), "
+                                f"which spreadsheets never need; refusing it"
+                            )
+                        tail = chunk[-16:]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError):
         raise SheetError(
             f"{path} looks like a zip file but is damaged or not a spreadsheet"
         ) from None

@@ -316,3 +316,18 @@ async def test_throttle_halves_on_429_and_recovers() -> None:
     now[0] += 6
     await throttle.acquire()
     assert throttle.rate == 25
+
+
+async def test_the_event_log_is_append_only_and_sent_rows_stay(kit: Kit) -> None:
+    import sqlite3
+
+    await kit.load(mobile("0661234567"))
+    await kit.run()
+    with kit.journal() as j:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            j.db.execute("UPDATE events SET detail = 'rewritten'")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            j.db.execute("DELETE FROM events")
+        with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+            j.db.execute("DELETE FROM rows")
+        assert j.db.execute("PRAGMA user_version").fetchone()[0] == 2

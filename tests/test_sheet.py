@@ -220,3 +220,34 @@ def test_two_columns_with_one_meaning(tmp_path: Path) -> None:
     path.write_text("phone,Numéro,plan,amount\n0661234567,0661234567,PREPAID_MOBILIS,500\n")
     with pytest.raises(SheetError, match="two columns mean 'phone'"):
         read_sheet(path)
+
+
+def test_a_zip_that_lies_about_its_sizes_is_refused(tmp_path: Path) -> None:
+    """A member whose header claims a small size but expands further fails its check."""
+    path = tmp_path / "liar.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"<a>" + b"\0" * (2 * 2**20) + b"</a>")
+    data = bytearray(path.read_bytes())
+    real = (2 * 2**20 + 7).to_bytes(4, "little")
+    fake = (100).to_bytes(4, "little")
+    data = data.replace(real, fake)  # both the local header and the central directory
+    path.write_bytes(bytes(data))
+    with pytest.raises(SheetError, match="damaged or not a spreadsheet|zip bomb"):
+        read_sheet(path)
+
+
+def test_entity_declarations_after_a_long_comment_are_found(tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "c.xlsx", [["phone", "plan_code", "amount"]])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("sheet1.xml"):
+                body = data.split(b"?>", 1)[-1]
+                data = (b'<?xml version="1.0"?><!--' + b"x" * (3 * 2**20) + b"-->"
+                        b'<!DOCTYPE x [<!ENTITY a "b">]>' + body)  # fmt: skip
+            dst.writestr(info, data)
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(SheetError, match="XML entity declarations"):
+        read_sheet(path)
