@@ -247,6 +247,14 @@ def _gift(d: dict[str, Any]) -> GiftOrder:
     )
 
 
+def _submitted(data: Any, id_field: str, what: str) -> Submitted:
+    """The id of an accepted order; an acceptance without one is an unknown outcome."""
+    if not isinstance(data, dict) or not data.get(id_field):
+        raise OutcomeUnknown(f"the API accepted {what} but its answer has no {id_field}")
+    ref = data.get("topupRef")
+    return Submitted(str(data[id_field]), str(ref) if ref is not None else None)
+
+
 _REFUSALS: dict[str, type[ApiRefused]] = {
     "MISSING_ACCESS_TOKEN": AuthError,
     "INVALID_ACCESS_TOKEN": AuthError,
@@ -521,7 +529,7 @@ class OneClickClient:
         if amount is not None:
             body["amount"] = amount
         data, _ = await self._call("POST", "/v3/mobile/send", body=body)
-        return Submitted(str(data["topupId"]), data.get("topupRef"))
+        return _submitted(data, "topupId", "POST /v3/mobile/send")
 
     async def mobile_check_ref(self, ref: str) -> TopupStatus:
         return _topup("mobile", await self._get(f"/v3/mobile/check-ref/{quote(ref, safe='')}"))
@@ -554,7 +562,7 @@ class OneClickClient:
     async def send_internet(self, *, kind: str, number: str, value: int, ref: str) -> Submitted:
         body = {"type": kind, "number": number, "value": value, "ref": ref}
         data, _ = await self._call("POST", "/v3/internet/send", body=body)
-        return Submitted(str(data["topupId"]), data.get("topupRef"))
+        return _submitted(data, "topupId", "POST /v3/internet/send")
 
     async def internet_check_ref(self, ref: str) -> TopupStatus:
         return _topup("internet", await self._get(f"/v3/internet/check-ref/{quote(ref, safe='')}"))
@@ -606,7 +614,7 @@ class OneClickClient:
     async def place_gift_order(self, *, product_id: str, type_id: str, quantity: int) -> Submitted:
         body = {"productId": product_id, "typeId": type_id, "quantity": quantity}
         data, _ = await self._call("POST", "/v3/gift-cards/placeOrder", body=body)
-        return Submitted(str(data["orderId"]), None)
+        return _submitted(data, "orderId", "POST /v3/gift-cards/placeOrder")
 
     async def gift_check_order(self, order_id: str) -> GiftOrder:
         return _gift(await self._get(f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"))

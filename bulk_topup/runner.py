@@ -16,6 +16,7 @@ Library code: progress goes to a callback; nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -278,11 +279,9 @@ class Runner:
         return await self._finish()
 
     async def _finish(self) -> Outcome:
-        try:
-            balance = await self.client.balance()
-            self.journal.set_meta(balance_after=balance)
-        except ApiError:
-            pass
+        if self._failures_in_a_row < self.options.breaker_threshold:  # not into a failing API
+            with contextlib.suppress(ApiError):
+                self.journal.set_meta(balance_after=await self.client.balance())
         self.journal.set_meta(
             finished_at=iso(self.clock.wall()),
             stop_reason=self.stop_reason or self._no_more_sends or "",
@@ -378,9 +377,11 @@ class Runner:
             self._failure(e.message)
             self.journal.transition(row.idx, S.PLANNED, f"not sent: {e.message}")
             return self._spend_retry()
-        except OutcomeUnknown as e:
-            self._failure(e.message)
-            row = self.journal.transition(row.idx, S.UNCERTAIN, e.message, error_message=e.message)
+        except Exception as e:  # OutcomeUnknown, or anything unforeseen after the intent
+            message = e.message if isinstance(e, OutcomeUnknown) else (
+                f"unexpected failure while sending ({type(e).__name__}: {e})")  # fmt: skip
+            self._failure(message)
+            row = self.journal.transition(row.idx, S.UNCERTAIN, message, error_message=message)
             self.progress("uncertain", row)
             await self.reconcile_uncertain([row])
             return self.journal.row(row.idx).state == S.PLANNED and self._spend_retry()
@@ -560,6 +561,9 @@ class Runner:
                     self._success()
                 except ApiError as e:
                     self._failure(e.message)
+                    self._reschedule(row.idx)
+                except (KeyError, TypeError, ValueError) as e:  # an answer we cannot read
+                    self._failure(f"unreadable status ({type(e).__name__}: {e})")
                     self._reschedule(row.idx)
 
         async with anyio.create_task_group() as tg:

@@ -331,3 +331,28 @@ async def test_the_event_log_is_append_only_and_sent_rows_stay(kit: Kit) -> None
         with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
             j.db.execute("DELETE FROM rows")
         assert j.db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_an_acceptance_without_an_id_is_reconciled(kit: Kit) -> None:
+    """A 200 whose body lacks topupId is not trusted: the ref is checked with the provider."""
+
+    class NoId(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if request.method == "POST":
+                await response.aread()
+                return httpx.Response(200, json={"success": True, "data": {}})
+            return response
+
+    from bulk_topup.emulator import EmulatorTransport
+
+    await kit.load(mobile("0661234567"), mobile("0661234568"))
+    outcome = await kit.run(transport=NoId(EmulatorTransport(kit.app)))
+    assert outcome.exit_code == 0
+    with kit.journal() as j:
+        assert all(r.order_id for r in j.rows())
+        assert sum("reconciled by ref" in e["detail"] for e in j.events()) == 2
+    assert_once_per_ref(kit, 2)
