@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import GiftProduct, GiftType, InternetProduct, MobilePlan, OneClickClient
+from .client import OneClickClient
 from .errors import ApiError, AuthError, OutcomeUnknown, RequestNotSent
+from .models import GiftProduct, GiftType, InternetProduct, MobilePlan
 
 MAX_AGE = {"plans": 24 * 3600, "internet": 600, "gift": 24 * 3600, "gift_types": 600}
 INTERNET_TYPES = ("ADSL", "4G")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -26,7 +26,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential, wait_random
 
-from .clock import iso, parse_iso
+from .clock import iso
 from .errors import (
     ApiError,
     ApiRefused,
@@ -38,11 +38,29 @@ from .errors import (
     RateLimited,
     RequestNotSent,
 )
+from .models import (
+    Card,
+    GiftOrder,
+    GiftProduct,
+    GiftType,
+    InternetProduct,
+    KeyInfo,
+    MobilePlan,
+    Offer,
+    Page,
+    Submitted,
+    T,
+    TopupStatus,
+    mask,
+    parse_gift,
+    parse_submitted,
+    parse_time,
+    parse_topup,
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=32)
 PAGE_SIZE_MAX = 100
-T = TypeVar("T")
 
 
 class Throttle(Protocol):
@@ -62,197 +80,6 @@ class RetryPolicy:
     max_wait: float = 20.0
     jitter: float = 0.5
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-
-
-# --- typed results -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    username: str
-    type: str  # SANDBOX | PRODUCTION
-    scope: str  # READ-WRITE | READ-ONLY
-    enabled: bool
-
-
-@dataclass(frozen=True)
-class MobilePlan:
-    code: str
-    name: str
-    operator: str
-    cost: float | None  # wholesale factor on face value; None when the API omits it
-    enabled: bool
-    min_amount: int | None = None  # dynamic plans
-    max_amount: int | None = None
-    amount: int | None = None  # fixed plans
-
-    @property
-    def is_fixed(self) -> bool:
-        return self.amount is not None
-
-
-@dataclass(frozen=True)
-class InternetProduct:
-    type: str
-    value: int
-    cost: float
-    available: bool
-
-
-@dataclass(frozen=True)
-class GiftProduct:
-    id: str
-    title: str
-    enabled: bool
-    category: str
-    region: str | None = None
-
-
-@dataclass(frozen=True)
-class GiftType:
-    id: str
-    name: str
-    price: float
-    quantity: int
-
-
-@dataclass(frozen=True)
-class Submitted:
-    order_id: str
-    ref: str | None
-
-
-@dataclass(frozen=True)
-class Offer:
-    typename: str
-    plan_code: str
-    amount: int | None
-
-    def __str__(self) -> str:
-        return f"{self.plan_code} {self.amount} DA" if self.amount is not None else self.plan_code
-
-
-@dataclass(frozen=True)
-class Card:
-    """A delivered gift card. Its code is cash: the repr never shows it."""
-
-    value: str = field(repr=False)
-    serial: str = ""
-
-    def masked(self) -> str:
-        return mask(self.value)
-
-
-def mask(code: str) -> str:
-    """`SANDBOX-CARD-12` -> `•••••••••••D-12`: enough to tell cards apart, not to use one."""
-    keep = min(4, len(code) // 3)
-    return "•" * (len(code) - keep) + code[len(code) - keep :] if code else ""
-
-
-@dataclass(frozen=True)
-class TopupStatus:
-    """A mobile or internet top-up as the API reports it."""
-
-    kind: str  # mobile | internet
-    id: str
-    ref: str | None
-    status: str
-    amount: float | None
-    debited: float | None
-    created_at: datetime | None
-    target: str
-    product: str
-    refund_message: str | None = None
-    suggested_offers: tuple[Offer, ...] = ()
-    card_code: str | None = field(default=None, repr=False)
-    num_trans: str | None = None
-
-
-@dataclass(frozen=True)
-class GiftOrder:
-    id: str
-    status: str
-    quantity: int
-    product: str
-    type: str
-    created_at: datetime | None
-    fulfilled_quantity: int | None = None
-    fulfilled_amount: float | None = None
-    price_per_card: float | None = None
-    cards: tuple[Card, ...] = ()
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    page: int
-    total_pages: int
-    total_results: int
-
-
-# --- parsing -------------------------------------------------------------------------------------
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return parse_iso(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _topup(kind: str, d: dict[str, Any]) -> TopupStatus:
-    offers = tuple(
-        Offer(str(o.get("typename", "")), str(o.get("plan_code", "")), o.get("amount"))
-        for o in d.get("suggested_offers") or []
-        if isinstance(o, dict)
-    )
-    if kind == "mobile":
-        target, product = str(d.get("MSSIDN", "")), str(d.get("plan_code", ""))
-    else:
-        target, product = str(d.get("number", "")), str(d.get("type", ""))
-    return TopupStatus(
-        kind=kind,
-        id=str(d.get("_id", "")),
-        ref=d.get("ref"),
-        status=str(d.get("status", "")),
-        amount=d.get("topup_amount"),
-        debited=d.get("balance_amount"),
-        created_at=_time(d.get("created_at")),
-        target=target,
-        product=product,
-        refund_message=d.get("refund_message") or None,
-        suggested_offers=offers,
-        card_code=d.get("card_code"),
-        num_trans=d.get("num_trans"),
-    )
-
-
-def _gift(d: dict[str, Any]) -> GiftOrder:
-    cards = tuple(
-        Card(str(c.get("value", "")), str(c.get("serial", "")))
-        for c in d.get("cards") or []
-        if isinstance(c, dict)
-    )
-    return GiftOrder(
-        id=str(d.get("_id", "")),
-        status=str(d.get("status", "")),
-        quantity=int(d.get("quantity") or 0),
-        product=str(d.get("product", "")),
-        type=str(d.get("type", "")),
-        created_at=_time(d.get("time")),
-        fulfilled_quantity=d.get("fulfilled_quantity"),
-        fulfilled_amount=d.get("fulfilled_amount"),
-        price_per_card=d.get("price_per_card"),
-        cards=cards,
-    )
-
-
-def _submitted(data: Any, id_field: str, what: str) -> Submitted:
-    """The id of an accepted order; an acceptance without one is an unknown outcome."""
-    if not isinstance(data, dict) or not data.get(id_field):
-        raise OutcomeUnknown(f"the API accepted {what} but its answer has no {id_field}")
-    ref = data.get("topupRef")
-    return Submitted(str(data[id_field]), str(ref) if ref is not None else None)
 
 
 _REFUSALS: dict[str, type[ApiRefused]] = {
@@ -408,7 +235,7 @@ class OneClickClient:
         assert isinstance(payload, dict)
         if payload["success"] and status < 300:
             meta: dict[str, Any] = payload["meta"] if isinstance(payload.get("meta"), dict) else {}
-            stamp = _time(meta.get("timestamp"))
+            stamp = parse_time(meta.get("timestamp"))
             if stamp is not None:
                 self.server_skew = stamp - self._wall()
             return payload.get("data"), meta
@@ -529,13 +356,15 @@ class OneClickClient:
         if amount is not None:
             body["amount"] = amount
         data, _ = await self._call("POST", "/v3/mobile/send", body=body)
-        return _submitted(data, "topupId", "POST /v3/mobile/send")
+        return parse_submitted(data, "topupId", "POST /v3/mobile/send")
 
     async def mobile_check_ref(self, ref: str) -> TopupStatus:
-        return _topup("mobile", await self._get(f"/v3/mobile/check-ref/{quote(ref, safe='')}"))
+        return parse_topup("mobile", await self._get(f"/v3/mobile/check-ref/{quote(ref, safe='')}"))
 
     async def mobile_check_id(self, topup_id: str) -> TopupStatus:
-        return _topup("mobile", await self._get(f"/v3/mobile/check-id/{quote(topup_id, safe='')}"))
+        return parse_topup(
+            "mobile", await self._get(f"/v3/mobile/check-id/{quote(topup_id, safe='')}")
+        )
 
     async def mobile_list(
         self,
@@ -545,7 +374,7 @@ class OneClickClient:
         until: datetime | None = None,
     ) -> Page[TopupStatus]:
         data = await self._get("/v3/mobile/list", **self._window(page, page_size, since, until))
-        return self._page(data, [_topup("mobile", d) for d in data.get("items") or []])
+        return self._page(data, [parse_topup("mobile", d) for d in data.get("items") or []])
 
     # --- internet --------------------------------------------------------------------------------
 
@@ -562,14 +391,16 @@ class OneClickClient:
     async def send_internet(self, *, kind: str, number: str, value: int, ref: str) -> Submitted:
         body = {"type": kind, "number": number, "value": value, "ref": ref}
         data, _ = await self._call("POST", "/v3/internet/send", body=body)
-        return _submitted(data, "topupId", "POST /v3/internet/send")
+        return parse_submitted(data, "topupId", "POST /v3/internet/send")
 
     async def internet_check_ref(self, ref: str) -> TopupStatus:
-        return _topup("internet", await self._get(f"/v3/internet/check-ref/{quote(ref, safe='')}"))
+        return parse_topup(
+            "internet", await self._get(f"/v3/internet/check-ref/{quote(ref, safe='')}")
+        )
 
     async def internet_check_id(self, topup_id: str) -> TopupStatus:
         path = f"/v3/internet/check-id/{quote(topup_id, safe='')}"
-        return _topup("internet", await self._get(path))
+        return parse_topup("internet", await self._get(path))
 
     async def internet_list(
         self,
@@ -581,7 +412,7 @@ class OneClickClient:
         data = await self._get("/v3/internet/list", **self._window(page, page_size, since, until))
         # The documented example names the array `topups`; other lists use `items`.
         items = data.get("topups") if data.get("topups") is not None else data.get("items")
-        return self._page(data, [_topup("internet", d) for d in items or []])
+        return self._page(data, [parse_topup("internet", d) for d in items or []])
 
     # --- gift cards ------------------------------------------------------------------------------
 
@@ -614,10 +445,10 @@ class OneClickClient:
     async def place_gift_order(self, *, product_id: str, type_id: str, quantity: int) -> Submitted:
         body = {"productId": product_id, "typeId": type_id, "quantity": quantity}
         data, _ = await self._call("POST", "/v3/gift-cards/placeOrder", body=body)
-        return _submitted(data, "orderId", "POST /v3/gift-cards/placeOrder")
+        return parse_submitted(data, "orderId", "POST /v3/gift-cards/placeOrder")
 
     async def gift_check_order(self, order_id: str) -> GiftOrder:
-        return _gift(await self._get(f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"))
+        return parse_gift(await self._get(f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"))
 
     async def gift_list(
         self,
@@ -627,7 +458,7 @@ class OneClickClient:
         until: datetime | None = None,
     ) -> Page[GiftOrder]:
         data = await self._get("/v3/gift-cards/list", **self._window(page, page_size, since, until))
-        return self._page(data, [_gift(d) for d in data.get("items") or []])
+        return self._page(data, [parse_gift(d) for d in data.get("items") or []])
 
 
 __all__ = [

@@ -8,18 +8,21 @@ the column, written for the person who has to fix the sheet. A repair (a restore
 from __future__ import annotations
 
 import difflib
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .catalog import Catalog
+from .normalise import (
+    INTERNET_RE,
+    normalise_internet,
+    normalise_mobile,
+    parse_dzd,
+    parse_quantity,
+)
 from .refs import USER_REF_RE, make_ref, payload_hash
 from .sheet import ALIASES, Sheet, SheetRow
 
-MOBILE_RE = re.compile(r"^0[567][0-9]{8}$")
-INTERNET_RE = {"ADSL": re.compile(r"^0[0-9]{8}$"), "4G": re.compile(r"^213[0-9]{9}$")}
 PREFIX_OPERATOR = {"05": "Ooredoo", "06": "Mobilis", "07": "Djezzy"}
 PLAN_OPERATOR_PREFIX = {
     "Ooredoo": "05",
@@ -46,13 +49,6 @@ _KIND_WORDS = {
     "cartecadeau": "giftcard",
     "carte": "giftcard",
 }
-#: (prefix, characters it stands for, repair note): international forms of a mobile number
-MOBILE_PREFIXES = [
-    ("+213", 4, "+213 replaced by 0"),
-    ("00213", 5, "00213 replaced by 0"),
-    ("213", 3, "213 replaced by 0"),
-]
-_SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,155 +133,6 @@ class Validation:
 
 
 # --- normalisers ---------------------------------------------------------------------------------
-
-
-def _digits_of_number(text: str) -> tuple[str | None, str | None]:
-    """The digits a number cell really holds, and a note when Excel had mangled it."""
-    t = text.strip()
-    if re.fullmatch(r"[+-]?\d+(\.\d+)?[eE][+-]?\d+", t.replace(",", ".")):
-        try:
-            d = Decimal(t.replace(",", "."))
-        except InvalidOperation:
-            return None, None
-        if d != d.to_integral_value() or d < 0:
-            return None, None
-        return str(int(d)), f"written in scientific notation ({t})"
-    m = re.fullmatch(r"(\d+)[.,]0+", t)
-    if m:
-        return m.group(1), f"written as a decimal number ({t})"
-    return None, None
-
-
-def normalise_mobile(text: str) -> tuple[str, list[str], str | None]:
-    """(number, repairs, error). The number is `0XXXXXXXXX` when there is no error."""
-    repairs: list[str] = []
-    raw = text.strip()
-    if not raw:
-        return "", repairs, "is empty; write the mobile number (0XXXXXXXXX)"
-    digits, note = _digits_of_number(raw)
-    if digits is None:
-        plus = raw.startswith("+")
-        digits = _SPACES.sub("", raw.lstrip("+"))
-        if digits != raw.lstrip("+"):
-            repairs.append("spaces or separators removed")
-        if plus:
-            digits = "+" + digits
-    elif note:
-        repairs.append(note)
-    if re.search(r"[^0-9+]", digits):
-        return raw, repairs, f'"{raw}" contains characters that are not digits'
-    for prefix, cut, note in MOBILE_PREFIXES:
-        if digits.startswith(prefix) and (prefix != "213" or len(digits) == 12):
-            digits = "0" + digits[cut:]
-            repairs.append(note)
-            break
-    else:
-        if len(digits) == 9 and digits[0] in "567":
-            digits = "0" + digits
-            repairs.append("leading 0 restored (lost by Excel)")
-    if "+" in digits:
-        return raw, repairs, f'"{raw}" is not an Algerian number (+213...)'
-    if MOBILE_RE.match(digits):
-        return digits, repairs, None
-    if len(digits) != 10:
-        return (
-            raw,
-            repairs,
-            (f'"{raw}" has {len(digits)} digits; an Algerian mobile number has 10 (0XXXXXXXXX)'),
-        )
-    return (
-        raw,
-        repairs,
-        (f'"{raw}" is not a mobile number: it must start with 05, 06 or 07 (0XXXXXXXXX)'),
-    )
-
-
-def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None]:
-    repairs: list[str] = []
-    raw = text.strip()
-    if not raw:
-        return "", repairs, "is empty; write the line number"
-    digits, note = _digits_of_number(raw)
-    if digits is None:
-        digits = _SPACES.sub("", raw)
-        if digits != raw:
-            repairs.append("spaces or separators removed")
-    elif note:
-        repairs.append(note)
-    plus = digits.startswith("+")
-    digits = digits.lstrip("+")
-    if not digits.isdigit():
-        return raw, repairs, f'"{raw}" contains characters that are not digits'
-    if kind == "ADSL":
-        if len(digits) == 8:
-            digits = "0" + digits
-            repairs.append("leading 0 restored (lost by Excel)")
-        if INTERNET_RE["ADSL"].match(digits):
-            return digits, repairs, None
-        return (
-            raw,
-            repairs,
-            (
-                f'"{raw}" is not an ADSL line number: 9 digits starting with 0 '
-                f"(0XXXXXXXX), area code included"
-            ),
-        )
-    if digits.startswith("00213"):
-        digits = digits[2:]
-        repairs.append("00 removed")
-    elif plus:
-        repairs.append("+ removed")
-    elif len(digits) == 10 and digits.startswith("0"):
-        digits = "213" + digits[1:]
-        repairs.append("leading 0 replaced by 213")
-    if INTERNET_RE["4G"].match(digits):
-        return digits, repairs, None
-    return raw, repairs, f'"{raw}" is not a 4G number: 213 followed by 9 digits (213XXXXXXXXX)'
-
-
-def parse_dzd(text: str) -> tuple[int | None, str | None, str | None]:
-    """Whole dinars from `1000`, `1 000`, `1000,00`, `1.000`; (amount, repair, error)."""
-    raw = text.strip()
-    t = re.sub(r"(?i)\s*(da|dzd|dinars?)$", "", raw)
-    t = re.sub(r"[\s\u00a0\u202f\u2009]", "", t)
-    if not t:
-        return None, None, None
-    if re.fullmatch(r"\d+", t):
-        return int(t), None, None
-    m = re.fullmatch(r"(\d+)[.,](\d+)", t)
-    if m:
-        whole, frac = m.groups()
-        if len(frac) == 3 and len(whole) <= 3:
-            return (
-                None,
-                None,
-                (
-                    f'"{raw}" is ambiguous ({int(whole + frac)} DA, or {whole} '
-                    f"DA with decimals?); write the amount without a separator, "
-                    f"e.g. {int(whole + frac)}"
-                ),
-            )
-        if set(frac) == {"0"}:
-            return int(whole), None, None
-        return (
-            None,
-            None,
-            (f'"{raw}" is not a whole number of dinars; amounts are whole DZD (no centimes)'),
-        )
-    m = re.fullmatch(r"(\d{1,3}(?:([.,])\d{3})+)(?:[.,](\d{1,2}))?", t)
-    if m and (m.group(3) is None or set(m.group(3)) == {"0"}):
-        value = int(re.sub(r"[.,]", "", m.group(1)))
-        return value, f'"{raw}" read as {value} DA', None
-    if re.fullmatch(r"-\d+([.,]\d+)?", t):
-        return None, None, f'"{raw}" is negative; write a positive whole amount'
-    return None, None, f'"{raw}" is not an amount in dinars'
-
-
-def parse_quantity(text: str) -> tuple[int | None, str | None]:
-    t = text.strip()
-    if re.fullmatch(r"\d+([.,]0+)?", t):
-        return int(re.split(r"[.,]", t)[0]), None
-    return None, f'"{t}" is not a whole number of cards'
 
 
 def infer_kind(cells: dict[str, str]) -> tuple[str | None, str | None]:

@@ -14,8 +14,9 @@ from bulk_topup.clock import VirtualClock, iso
 from bulk_topup.emulator import SANDBOX_KEY, EmulatorApp, EmulatorTransport
 from bulk_topup.journal import Journal, open_batch
 from bulk_topup.orders import build_orders
-from bulk_topup.runner import AdaptiveThrottle, Outcome, Runner, RunOptions
+from bulk_topup.runner import Outcome, Runner, RunOptions
 from bulk_topup.sheet import Sheet, SheetRow
+from bulk_topup.throttle import AdaptiveThrottle
 
 BASE = "http://emulator.test"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bulk_topup.catalog import Catalog, load_catalog
-from bulk_topup.orders import build_orders, normalise_internet, normalise_mobile, parse_dzd
+from bulk_topup.normalise import normalise_internet, normalise_mobile, parse_dzd
+from bulk_topup.orders import build_orders
 from bulk_topup.refs import batch_slug, make_ref, payload_hash
 
 from .conftest import BASE

@@ -11,7 +11,8 @@ from bulk_topup.emulator import ApiKey
 from bulk_topup.errors import BatchLockedError, InvalidRowsError, JournalError, RefusedError
 from bulk_topup.journal import RowState, open_batch
 from bulk_topup.orders import build_orders
-from bulk_topup.runner import AdaptiveThrottle, RunOptions
+from bulk_topup.runner import RunOptions
+from bulk_topup.throttle import AdaptiveThrottle
 
 from .runkit import Kit, gift, internet, mobile, sheet_of
 
