@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -192,6 +193,7 @@ def setup_report(state: Path, sheet: Path) -> None:
 
 def bench_report() -> None:
     state = OUT / "state-report"
+    shutil.rmtree(state, ignore_errors=True)  # a fresh journal: exactly 100,000 rows
     # Built in another process: a child forked from a big parent reports the parent's memory.
     subprocess.run(
         [sys.executable, __file__, "--setup-report", str(state), str(OUT / "orders-100k.csv")],

@@ -9,7 +9,6 @@ codes are cash) and renamed over the old one, so a crash never leaves a half-wri
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -18,13 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES
-from openpyxl.chart import BarChart, Reference
-from openpyxl.formatting.rule import CellIsRule
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
+import xlsxwriter
 
 from .journal import FINAL, Journal, Row, RowState
 from .sheet import ORDER_COLUMNS
@@ -261,68 +254,66 @@ def write_results(journal: Journal, out: str | Path, fmt: str = "xlsx") -> Path:
     return out
 
 
-def _text(ws: Any, value: Any, **style: Any) -> Any:
-    """A cell that is never a formula: strings are stored as strings."""
-    cell = WriteOnlyCell(ws, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"
-    for name, v in style.items():
-        setattr(cell, name, v)
-    return cell
+class _Sheet:
+    """One worksheet written row by row; text always as text (`write_string`), never a formula."""
 
+    def __init__(self, wb: Any, name: str, styles: dict[str, Any]) -> None:
+        self.ws = wb.add_worksheet(name)
+        self.styles = styles
+        self.row = 0
 
-def _safe(ws: Any, value: Any) -> Any:
-    """`value` itself when openpyxl stores it as it is; a text cell when it would read it as a
-    formula (`=...`) or an error code (`#N/A`). Plain values are much cheaper than cells."""
-    if isinstance(value, str) and (value.startswith("=") or value in ERROR_CODES):
-        return _text(ws, value)
-    return value
+    def header(self, names: list[str], widths: list[int]) -> None:
+        for i, width in enumerate(widths):
+            self.ws.set_column(i, i, width)
+        self.ws.freeze_panes(1, 0)
+        self.append(names, style=self.styles["header"])
 
+    def append(self, values: list[Any], style: Any = None) -> None:
+        for col, value in enumerate(values):
+            if value is None or value == "":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.ws.write_string(self.row, col, str(value), style)
+            else:
+                self.ws.write_number(self.row, col, value, style)
+        self.row += 1
 
-BOLD = Font(bold=True)
-HEADER_FILL = PatternFill("solid", fgColor="305496")
-HEADER_FONT = Font(bold=True, color="FFFFFF")
-FILLS = {s: PatternFill("solid", fgColor=c) for s, c in STATE_FILL.items()}
-
-
-def _colour_by_state(ws: Any, column: str, rows: int) -> None:
-    """A fill per state, as conditional formatting: one rule per state, not a style per cell
-    (styling 100,000 cells one by one costs more than writing them)."""
-    if rows < 1:
-        return
-    cells = f"{column}2:{column}{rows + 1}"
-    for state, fill in FILLS.items():
-        ws.conditional_formatting.add(
-            cells, CellIsRule(operator="equal", formula=[f'"{state.value}"'], fill=fill)
-        )
-
-
-def _header(ws: Any, names: list[str], widths: list[int]) -> None:
-    for i, width in enumerate(widths, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = width
-    ws.freeze_panes = "A2"
-    ws.append([_text(ws, n, font=HEADER_FONT, fill=HEADER_FILL) for n in names])
+    def colour_by_state(self, col: int) -> None:
+        """A fill per state as conditional formatting: one rule per state, not a style per
+        cell (styling 100,000 cells one by one costs more than writing them)."""
+        if self.row < 2:
+            return
+        for state in STATE_FILL:
+            self.ws.conditional_format(
+                1, col, self.row - 1, col,
+                {"type": "cell", "criteria": "==", "value": f'"{state.value}"',
+                 "format": self.styles[state.value]},
+            )  # fmt: skip
 
 
 def _write_xlsx(journal: Journal, path: Path) -> None:
-    wb = Workbook(write_only=True)
+    # constant_memory: rows go to disk as they are written, so 100,000 rows cost no memory.
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
     try:
         _fill_workbook(wb, journal)
-        wb.save(str(path))
-    except BaseException:
-        for ws in wb.worksheets:  # write-only sheets hold open temp files: close them
-            with contextlib.suppress(Exception):  # already failing: the first error matters
-                ws.close()
-        raise
+    finally:
+        wb.close()
 
 
-def _fill_workbook(wb: Workbook, journal: Journal) -> None:
+def _fill_workbook(wb: Any, journal: Journal) -> None:
     info = summary(journal)
+    styles = {
+        "bold": wb.add_format({"bold": True}),
+        "title": wb.add_format({"bold": True, "font_size": 14}),
+        "header": wb.add_format({"bold": True, "font_color": "#FFFFFF", "bg_color": "#305496"}),
+    }
+    for state, colour in STATE_FILL.items():
+        styles[state.value] = wb.add_format({"bg_color": f"#{colour}"})
 
-    ws = wb.create_sheet("Summary")
-    ws.column_dimensions["A"].width = 26
-    ws.column_dimensions["B"].width = 48
-    ws.append([_text(ws, "Batch results", font=Font(bold=True, size=14))])
+    sheet = _Sheet(wb, "Summary", styles)
+    sheet.ws.set_column(0, 0, 26)
+    sheet.ws.set_column(1, 1, 48)
+    sheet.append(["Batch results"], style=styles["title"])
     for label, key in [
         ("batch", "batch"),
         ("sheet", "sheet"),
@@ -338,25 +329,23 @@ def _fill_workbook(wb: Workbook, journal: Journal) -> None:
         ("balance after (DA)", "balance_after"),
         ("stopped because", "stop_reason"),
     ]:
-        ws.append([_text(ws, label, font=BOLD), _text(ws, info.get(key))])
-    ws.append([])
-    first = 16  # the row of the state table's header, below the 15 rows above
-    ws.append([_text(ws, "state", font=BOLD), _text(ws, "rows", font=BOLD)])
+        sheet.ws.write_string(sheet.row, 0, label, styles["bold"])
+        sheet.append([None, info.get(key)])
+    sheet.row += 1
+    first = sheet.row  # the state table's header row (0-based)
+    sheet.append(["state", "rows"], style=styles["bold"])
     for state in STATE_ORDER:
-        ws.append([_text(ws, state.value, fill=FILLS[state]), info["counts"][state.value]])
-    chart = BarChart()
-    chart.title = "Rows per state"
-    chart.legend = None
-    chart.add_data(
-        Reference(ws, min_col=2, min_row=first, max_row=first + len(STATE_ORDER)),
-        titles_from_data=True,
-    )
-    chart.set_categories(
-        Reference(ws, min_col=1, min_row=first + 1, max_row=first + len(STATE_ORDER))
-    )
-    ws.add_chart(chart, "D2")
+        sheet.ws.write_string(sheet.row, 0, state.value, styles[state.value])
+        sheet.append([None, info["counts"][state.value]])
+    chart = wb.add_chart({"type": "column"})
+    last = first + len(STATE_ORDER)
+    chart.add_series({"name": "rows", "categories": ["Summary", first + 1, 0, last, 0],
+                      "values": ["Summary", first + 1, 1, last, 1]})  # fmt: skip
+    chart.set_title({"name": "Rows per state"})
+    chart.set_legend({"none": True})
+    sheet.ws.insert_chart("D2", chart)
 
-    ws = wb.create_sheet("Results")
+    sheet = _Sheet(wb, "Results", styles)
     columns = journal.input_columns()
     names = ["sheet row"] + header_names(journal, columns) + RESULT_COLUMNS
     widths = (
@@ -364,40 +353,34 @@ def _fill_workbook(wb: Workbook, journal: Journal) -> None:
         + [max(10, min(30, len(c) + 4)) for c in columns]
         + [40, 17, 15, 26, 12, 18, 50, 28, 16, 16, 24, 24, 40]
     )
-    _header(ws, names, widths)
+    sheet.header(names, widths)
     for r in journal.iter_rows():
-        ws.append([_safe(ws, v) for v in result_values(r, columns)])
-    last = info["rows"] + 1
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(names))}{last}"
-    _colour_by_state(ws, get_column_letter(1 + len(columns) + 2), info["rows"])
+        sheet.append(result_values(r, columns))
+    sheet.ws.autofilter(0, 0, max(sheet.row - 1, 1), len(names) - 1)
+    sheet.colour_by_state(1 + len(columns) + 1)
 
-    ws = wb.create_sheet("Gift cards")
-    _header(
-        ws,
+    sheet = _Sheet(wb, "Gift cards", styles)
+    sheet.header(
         ["sheet row", "ref", "order id", "product", "type", "card code", "serial"],
         [9, 40, 26, 30, 16, 30, 20],
     )
     for r in journal.iter_rows(with_cards=True):
         for card in r.cards:
-            values = (r.sheet_row, r.ref, r.order_id, r.label, r.payload.get("typeId"),
-                      card.get("value"), card.get("serial"))  # fmt: skip
-            ws.append([_safe(ws, v) for v in values])
+            sheet.append([r.sheet_row, r.ref, r.order_id, r.label, r.payload.get("typeId"),
+                          card.get("value"), card.get("serial")])  # fmt: skip
 
-    ws = wb.create_sheet("Needs attention")
-    _header(ws, ["sheet row", "ref", "state", "order", "why", "next step"], [9, 40, 17, 40, 70, 60])
-    count = 0
+    sheet = _Sheet(wb, "Needs attention", styles)
+    sheet.header(["sheet row", "ref", "state", "order", "why", "next step"],
+                 [9, 40, 17, 40, 70, 60])  # fmt: skip
     for r, why, step in attention(journal.iter_rows(NEXT_STEP)):
-        ws.append([_safe(ws, v) for v in (r.sheet_row, r.ref or "", r.state.value, r.describe(),
-                                          why, step)])  # fmt: skip
-        count += 1
-    _colour_by_state(ws, "C", count)
+        sheet.append([r.sheet_row, r.ref, r.state.value, r.describe(), why, step])
+    sheet.colour_by_state(2)
 
-    ws = wb.create_sheet("Retry")
-    _header(ws, RETRY_COLUMNS, [10, 14, 20, 10, 14, 14, 10, 28, 16, 10, 12, 40])
+    sheet = _Sheet(wb, "Retry", styles)
+    sheet.header(RETRY_COLUMNS, [10, 14, 20, 10, 14, 14, 10, 28, 16, 10, 12, 40])
     for line in retry_rows(journal.iter_rows([S.REFUNDED, S.PARTIALLY_FILLED])):
-        ws.append(
-            [_text(ws, "" if line.get(c) is None else str(line.get(c))) for c in RETRY_COLUMNS]
-        )
+        # Every cell as text, as in the template: phone numbers keep their leading zero.
+        sheet.append([None if line.get(c) is None else str(line.get(c)) for c in RETRY_COLUMNS])
 
 
 def _csv_safe(value: Any) -> Any:
