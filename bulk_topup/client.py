@@ -150,7 +150,6 @@ class OneClickClient:
         self._wall = wall or (lambda: datetime.now(UTC))
         #: provider time minus ours, from the last answer's meta.timestamp
         self.server_skew = timedelta(0)
-        self._key = api_key
         self._retry = retry or RetryPolicy()
         self.throttle = throttle
         self.calls = 0

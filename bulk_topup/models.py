@@ -88,9 +88,6 @@ class Card:
     value: str = field(repr=False)
     serial: str = ""
 
-    def masked(self) -> str:
-        return mask(self.value)
-
 
 def mask(code: str) -> str:
     """`SANDBOX-CARD-12` -> `•••••••••••D-12`: enough to tell cards apart, not to use one."""

@@ -34,6 +34,9 @@ def test_run_the_sample_end_to_end(cli, tmp_path: Path) -> None:
     result = cli("run", str(SAMPLES / "orders.csv"), "--batch", "t1", "--yes", "--out", str(out))
     assert result.exit_code == 5, result.output  # the sample holds the UNKNOWN_ERROR number
     assert "environment: SANDBOX key (READ-WRITE)" in result.output
+    # What looks odd is shown before anything is sent.
+    assert "warning row 7, phone: 0600000001 looks like a Mobilis number" in result.output
+    assert result.output.index("warning row 7") < result.output.index("to send: 13 rows")
     assert "to send: 13 rows, 12,280.00 DA face value" in result.output
     assert "bulk-topup resume --batch t1" in result.output
     assert "SANDBOX-CARD-" not in result.output and "gift cards delivered: 5" in result.output

@@ -21,7 +21,7 @@ from . import (
     make_settings,
     run_async,
 )
-from .sheets import print_validation
+from .sheets import print_validation, print_warnings
 
 
 class Progress:
@@ -315,6 +315,8 @@ def run(
                             f"{len(validation.invalid)} invalid rows; nothing "
                             f"was sent (fix them, or pass --skip-invalid)"
                         )
+                else:
+                    print_warnings(validation)
                 journal.sync_orders(validation.orders)
                 digest = hashlib.sha256(Path(sheet).read_bytes()).hexdigest()[:16]
                 journal.set_meta(

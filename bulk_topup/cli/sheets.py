@@ -90,6 +90,18 @@ def validation_json(result: Any) -> dict[str, Any]:
     return {"rows": rows, "summary": {**result.summary, "catalog_notes": result.catalog_notes}}
 
 
+def print_warnings(result: Any, limit: int = 20) -> None:
+    """Before money moves: the notes, and what was repaired or looks odd (not errors)."""
+    for note in result.catalog_notes:
+        click.secho(f"note: {note}", fg="yellow")
+    warnings = [p for o in result.orders for p in o.warnings]
+    for p in warnings[:limit]:
+        click.secho(f"warning {p}", fg="yellow")
+    if len(warnings) > limit:
+        click.secho(f"... and {len(warnings) - limit} more warnings (bulk-topup validate shows "
+                    f"them all)", fg="yellow")  # fmt: skip
+
+
 def print_validation(sheet: Any, result: Any) -> None:
     where = f"{sheet.path}" + (f" [{sheet.name}]" if sheet.name else "")
     click.echo(f"{where}: {len(sheet.rows)} rows (header on row {sheet.header_row})")
