@@ -8,17 +8,18 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test check bench clean
 
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (once; the log is $(VENV)/install.log)"
+	@$(PY) -m venv $(VENV)
+	@( $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[dev]' ) \
+		> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	@mkdir -p .bulk-topup/demo
-	$(BIN)/bulk-topup run samples/orders.xlsx --emulator --emulator-speed 40 --yes \
+	@$(BIN)/bulk-topup run samples/orders.xlsx --emulator --emulator-speed 40 --yes \
 		--state-dir .bulk-topup/demo --batch demo-$$(date +%Y%m%d-%H%M%S) \
 		--out .bulk-topup/demo/orders-results.xlsx; \
-	code=$$?; echo "exit code $$code: 5 means some rows are not final yet (the sample holds the"; \
+	code=$$?; echo; echo "exit code $$code: 5 means some rows are not final yet (the sample holds the"; \
 	echo "sandbox's UNKNOWN_ERROR number on purpose); the results workbook says why, row by row."; \
 	[ $$code -eq 0 ] || [ $$code -eq 4 ] || [ $$code -eq 5 ]
 
