@@ -150,6 +150,7 @@ class OneClickClient:
         self._wall = wall or (lambda: datetime.now(UTC))
         #: provider time minus ours, from the last answer's meta.timestamp
         self.server_skew = timedelta(0)
+        self.skew_known = False  # True once an answer's meta.timestamp has been read
         self._retry = retry or RetryPolicy()
         self.throttle = throttle
         self.calls = 0
@@ -237,6 +238,7 @@ class OneClickClient:
             stamp = parse_time(meta.get("timestamp"))
             if stamp is not None:
                 self.server_skew = stamp - self._wall()
+                self.skew_known = True
             return payload.get("data"), meta
         error: dict[str, Any] = payload["error"] if isinstance(payload.get("error"), dict) else {}
         code = str(error.get("code") or f"HTTP_{status}")

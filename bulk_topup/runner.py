@@ -410,6 +410,8 @@ class Runner:
     async def _reconcile_gift(self, row: Row) -> None:
         """Gift orders have no ref: find exactly one unclaimed matching order around the send."""
         p = row.payload
+        if not self.client.skew_known:
+            await self.client.ping()  # the provider's clock, so the window is in its time
         sent = (
             parse_iso(row.provider_sent_at) if row.provider_sent_at else self.client.provider_now()
         )

@@ -46,13 +46,15 @@ def provider() -> Iterator[tuple[str, World]]:
 
 
 class Drill:
-    def __init__(self, url: str, world: World, tmp: Path, rows: int) -> None:
+    def __init__(self, url: str, world: World, tmp: Path, rows: int,
+                 lines: list[str] | None = None) -> None:  # fmt: skip
         self.world = world
         self.tmp = tmp
         self.state = tmp / "state"
         self.sheet = tmp / "orders.csv"
-        lines = ["name,phone,plan_code,amount"]
-        lines += [f"emp{i},06612{i:05d},PREPAID_MOBILIS,{100 + i}" for i in range(rows)]
+        if lines is None:
+            lines = ["name,phone,plan_code,amount"]
+            lines += [f"emp{i},06612{i:05d},PREPAID_MOBILIS,{100 + i}" for i in range(rows)]
         self.sheet.write_text("\n".join(lines) + "\n")
         self.rows = rows
         self.env = {
@@ -190,3 +192,22 @@ def test_sigterm_stops_cleanly_with_exit_5(provider, tmp_path: Path) -> None:
     assert "SENDING" not in d.states().values()  # in-flight POSTs settled into the journal
     assert (tmp_path / "orders-crash-results.xlsx").exists()
     d.resume_and_check()
+
+
+def test_gift_order_committed_then_killed_is_found_in_the_list(provider, tmp_path: Path) -> None:
+    """Gift orders have no ref: after a kill, the order is found by product, type, quantity and
+    time in the provider's list (in the provider's clock, which runs apart from ours)."""
+    url, world = provider
+    lines = ["name,product_id,type_id,quantity",
+             "a,507f1f77bcf86cd799439011,type_001,2",
+             "b,507f1f77bcf86cd799439014,nf_1m,1"]  # fmt: skip
+    d = Drill(url, world, tmp_path, rows=2, lines=lines)
+    world.faults.update({"slow_next": 1, "slow_seconds": 4.0})
+    proc = d.start("--rate", "20", "--concurrency", "1")
+    d.wait("the provider holds a gift order the journal still has as SENDING",
+           lambda: world.stats()["orders"] >= 1 and "SENDING" in d.states().values())  # fmt: skip
+    d.kill(proc)
+    done = d.finish("resume", "--batch", "crash", "--yes")
+    assert done.returncode == 0, done.stdout.decode()
+    assert set(d.states().values()) == {"FULFILLED"}
+    assert world.stats()["orders"] == 2  # found and adopted, never ordered again

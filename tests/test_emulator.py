@@ -568,3 +568,11 @@ async def test_unknown_routes_answer_with_the_envelope(http) -> None:
     e = error(await http.get("/v3/nope"), 404, "NOT_FOUND")
     assert e["message"] == "Route GET /v3/nope not found"
     error(await http.delete("/v3/mobile/send"), 405, "METHOD_NOT_ALLOWED")
+
+
+async def test_ip_whitelist(clock) -> None:
+    world = World(clock=clock, keys={"w": ApiKey("w", allowed_ips=("10.0.0.7",))})
+    async with httpx.AsyncClient(transport=EmulatorTransport(create_app(world)), base_url=BASE,
+                                 headers={"X-Access-Token": "w"}) as h:  # fmt: skip
+        e = error(await h.get("/v3/account/balance"), 403, "IP_NOT_ALLOWED")
+    assert e["message"] == "Your IP address is not allowed to use this API key"

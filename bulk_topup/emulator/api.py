@@ -61,7 +61,7 @@ async def validate(request: Request, world: World, key: ApiKey | None) -> Any:
             "key": key.key,
             "isEnabled": True,
             "type": key.type,
-            "allowedips": [],
+            "allowedips": list(key.allowed_ips),
             "scope": key.scope,
         },
     }

@@ -204,4 +204,7 @@ def _authenticate(request: Request, world: World, required: bool) -> ApiKey | No
             {"attemptsLeft": MAX_FAILED_TOKENS - len(failures)},
         )
     world.failures.pop(ip, None)
+    if key.allowed_ips and ip not in key.allowed_ips:
+        # The documentation gives 403 for an address off the whitelist; its code is a guess.
+        raise Reply(403, "IP_NOT_ALLOWED", "Your IP address is not allowed to use this API key")
     return key

@@ -31,6 +31,7 @@ class ApiKey:
     type: str = "SANDBOX"  # SANDBOX | PRODUCTION
     scope: str = "READ-WRITE"  # READ-WRITE | READ-ONLY
     username: str = "+213665983439"
+    allowed_ips: tuple[str, ...] = ()  # the key's whitelist; empty means any address
 
 
 @dataclass
