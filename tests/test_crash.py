@@ -211,3 +211,19 @@ def test_gift_order_committed_then_killed_is_found_in_the_list(provider, tmp_pat
     assert done.returncode == 0, done.stdout.decode()
     assert set(d.states().values()) == {"FULFILLED"}
     assert world.stats()["orders"] == 2  # found and adopted, never ordered again
+
+
+def test_a_second_sigint_leaves_at_once_and_resume_settles(provider, tmp_path: Path) -> None:
+    d = Drill(*provider, tmp_path, rows=6)
+    assert d.finish("validate", str(d.sheet)).returncode == 0
+    provider[1].faults.update({"slow_next": 100, "slow_seconds": 3.0})  # POSTs hang
+    proc = d.start("--rate", "5", "--concurrency", "2")
+    d.wait("a POST in flight", lambda: "SENDING" in d.states().values())
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 5, out.decode()
+    assert b"leaving at once" in out
+    provider[1].faults.update({"slow_next": 0})
+    d.resume_and_check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -149,8 +150,14 @@ async def _with_signals(runner: Any, coro: Any) -> Any:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     name = signal.Signals(signum).name
+                    if runner.stop_reason and runner.stop_reason.startswith("interrupted"):
+                        # A second signal: leave now. Every state change is already committed;
+                        # a POST cut short stays SENDING and is reconciled by resume.
+                        click.echo(f"\n{name} again: leaving at once; run resume later", err=True)
+                        os._exit(EXIT_NOT_FINAL)
                     click.echo(
-                        f"\n{name}: stopping: no new rows; rows in flight settle into the journal",
+                        f"\n{name}: stopping: no new rows; rows in flight settle into the journal "
+                        f"(again to leave at once)",
                         err=True,
                     )
                     runner.request_stop(f"interrupted ({name})")

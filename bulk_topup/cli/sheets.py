@@ -131,7 +131,9 @@ def print_validation(sheet: Any, result: Any) -> None:
     )
     if s["duplicates"]:
         click.echo(f"duplicates: {len(s['duplicates'])} rows repeat an earlier row")
-    if errors:
+    if not result.orders:
+        verdict = "the sheet has no order rows below its header"
+    elif errors:
         verdict = f"{s['invalid']} invalid rows, nothing sent"
     elif result.catalog_notes:
         verdict = "every row passed the checks that could be made (see the notes above)"
