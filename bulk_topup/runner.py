@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -40,7 +40,7 @@ from .errors import (
     RequestNotSent,
 )
 from .journal import FAILED, FINAL, PROVIDER_FINAL, PROVIDER_PARKED, Journal, Row, RowState
-from .models import GiftOrder, TopupStatus
+from .models import GiftOrder, Page, T, TopupStatus
 
 S = RowState
 EXIT_OK, EXIT_FAILED_ROWS, EXIT_NOT_FINAL = 0, 4, 5
@@ -87,6 +87,20 @@ class Outcome:
     api_calls: int
     rate_limited: int
     refused: bool = False  # the key was refused mid-run (exit 6)
+
+
+async def _listed(
+    lister: Callable[..., Awaitable[Page[T]]], since: datetime, until: datetime
+) -> AsyncIterator[T]:
+    """Every order a list endpoint has between `since` and `until`, page after page (100 a
+    call, the most the API gives); the caller may stop early."""
+    page, pages = 1, 1
+    while page <= pages:
+        found = await lister(page=page, page_size=100, since=since, until=until)
+        pages = found.total_pages
+        for item in found.items:
+            yield item
+        page += 1
 
 
 def exit_code_for(counts: dict[str, int]) -> int:
@@ -418,20 +432,14 @@ class Runner:
         margin = timedelta(seconds=self.options.sweep_margin)
         since, until = sent - margin, self.client.provider_now() + margin
         claimed = {r.order_id for r in self.journal.rows() if r.order_id}
-        matches: list[GiftOrder] = []
-        page, pages = 1, 1
-        while page <= pages:
-            found = await self.client.gift_list(page=page, page_size=100, since=since, until=until)
-            pages = found.total_pages
-            matches += [
-                o
-                for o in found.items
-                if o.product == p["productId"]
-                and o.type == p["typeId"]
-                and o.quantity == p["quantity"]
-                and o.id not in claimed
-            ]
-            page += 1
+        matches: list[GiftOrder] = [
+            o
+            async for o in _listed(self.client.gift_list, since, until)
+            if o.product == p["productId"]
+            and o.type == p["typeId"]
+            and o.quantity == p["quantity"]
+            and o.id not in claimed
+        ]
         self._success()
         if len(matches) == 1:
             row = self.journal.transition(
@@ -533,16 +541,13 @@ class Runner:
         since = (min(sent) if sent else self.client.provider_now()) - margin
         until = (max(sent) if sent else self.client.provider_now()) + margin
         lister = self.client.mobile_list if kind == "mobile" else self.client.internet_list
-        page, pages = 1, 1
         try:
-            while page <= pages and wanted and not self.stop_reason:
-                found = await lister(page=page, page_size=100, since=since, until=until)
-                pages = found.total_pages
-                for status in found.items:
-                    row = wanted.pop(status.ref, None) if status.ref else None
-                    if row is not None:
-                        self._apply_topup(row, status)
-                page += 1
+            async for status in _listed(lister, since, until):
+                row = wanted.pop(status.ref, None) if status.ref else None
+                if row is not None:
+                    self._apply_topup(row, status)
+                if not wanted or self.stop_reason:
+                    break  # every due order seen: no need for older pages
             self._success()
         except ApiError as e:
             self._failure(e.message)

@@ -67,6 +67,12 @@ class Progress:
             bar.close()
 
 
+#: The journal-only commands (status, report, batches) need the state dir and nothing else.
+state_dir_option = click.option(
+    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
+)
+
+
 def run_options(fn: F) -> F:
     options = [
         click.option(
@@ -491,9 +497,7 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@click.option(
-    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
-)
+@state_dir_option
 @handle_errors
 def status(batch: str, fmt: str, state_dir: str) -> None:
     """Counts per state of a batch, from its journal (no API call)."""
@@ -534,9 +538,7 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default="xlsx", show_default=True
 )
-@click.option(
-    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
-)
+@state_dir_option
 @handle_errors
 def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
     """Rebuild the results of a batch from its journal (no API call)."""
@@ -556,9 +558,7 @@ def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
-)
+@state_dir_option
 def batches(state_dir: str) -> None:
     """The batches in the state dir, with their counts per state."""
     from pathlib import Path
