@@ -199,6 +199,12 @@ class Runner:
         done = len(self.journal.rows()) - len(todo)
         face = round(sum(r.face_value or 0 for r in todo), 2)
         cost = round(sum(r.cost or 0 for r in todo), 2)
+        started_in = self.journal.get_meta("environment")
+        if started_in and started_in != key.type:
+            raise RefusedError(
+                f"this batch was started with a {started_in} key and this key is {key.type}: "
+                f"its orders live in the other environment; use a new --batch key"
+            )
         self.journal.set_meta(environment=key.type)
         if self.journal.get_meta("balance_before") is None:
             self.journal.set_meta(balance_before=balance)

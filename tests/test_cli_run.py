@@ -173,3 +173,16 @@ def test_readme_commands_exist() -> None:
     assert {"run", "resume", "validate", "reconcile"} <= shown
     assert shown <= set(main.commands)
     assert "make demo" in text and "make test" in text
+
+
+def test_a_batch_stays_with_its_api(cli, served) -> None:
+    url, world = served
+    first = cli("run", str(SAMPLES / "orders.csv"), "--batch", "api", "--yes")
+    assert first.exit_code == 5, first.output
+    other = cli(
+        "resume", "--batch", "api", "--yes", "--api-url", url, emulator=False,
+        env={"ONECLICK_API_KEY": SANDBOX_KEY},
+    )  # fmt: skip
+    assert other.exit_code == 6
+    assert "this batch was started against http://emulator.local" in other.output
+    assert world.stats()["total_calls"] == 0

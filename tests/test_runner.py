@@ -357,3 +357,12 @@ async def test_an_acceptance_without_an_id_is_reconciled(kit: Kit) -> None:
         assert all(r.order_id for r in j.rows())
         assert sum("reconciled by ref" in e["detail"] for e in j.events()) == 2
     assert_once_per_ref(kit, 2)
+
+
+async def test_a_batch_stays_in_its_environment(kit: Kit) -> None:
+    await kit.load(mobile("0661234567"))
+    await kit.run()
+    kit.app.world.keys["prod"] = ApiKey("prod", "PRODUCTION")
+    kit.key = "prod"
+    with pytest.raises(RefusedError, match="started with a SANDBOX key and this key is PRODUCTION"):
+        await kit.run()

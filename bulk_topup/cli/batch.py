@@ -177,6 +177,18 @@ async def _with_signals(runner: Any, coro: Any) -> Any:
     return result[0]
 
 
+def _same_api(journal: Any, api_url: str) -> None:
+    """A batch belongs to the API it was started against: its orders exist only there."""
+    from ..errors import RefusedError
+
+    started = journal.get_meta("api_url")
+    if started and started != api_url:
+        raise RefusedError(
+            f"this batch was started against {started}, not {api_url}: its orders exist only "
+            f"there; use the same --api-url, or a new --batch key; nothing was sent"
+        )
+
+
 async def _drive(
     journal: Any, client: Any, settings: Any, options: Any, yes: bool, what: str
 ) -> Any:
@@ -307,6 +319,7 @@ def run(
     journal = open_batch(settings.state_dir, batch, now=now)
     created = not journal.rows()
     try:
+        _same_api(journal, settings.api_url)
         result_path = Path(out) if out else default_path(sheet, batch)
 
         async def go() -> Any:
@@ -429,6 +442,7 @@ def resume(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
     )
     try:
+        _same_api(journal, settings.api_url)
         result_path = Path(out or journal.get_meta("out") or default_path(None, batch))
 
         async def go() -> Any:
