@@ -40,7 +40,7 @@ from .errors import (
     RequestNotSent,
 )
 from .journal import FAILED, FINAL, PROVIDER_FINAL, PROVIDER_PARKED, Journal, Row, RowState
-from .models import GiftOrder, Page, T, TopupStatus
+from .models import GiftOrder, KeyInfo, Page, T, TopupStatus
 
 S = RowState
 EXIT_OK, EXIT_FAILED_ROWS, EXIT_NOT_FINAL = 0, 4, 5
@@ -182,13 +182,25 @@ class Runner:
 
     # --- pre-flight ------------------------------------------------------------------------------
 
-    async def preflight(self) -> Preflight:
-        """Key type and scope, balance against the cost of what is left to send, --max-total.
-        Raises RefusedError (exit 6) when the run must not start."""
+    async def check_environment(self) -> KeyInfo:
+        """The key is accepted and of the environment (SANDBOX or PRODUCTION) the batch began
+        in: a batch's orders exist in one environment only. Raises RefusedError (exit 6)."""
         try:
             key = await self.client.validate_key()
         except AuthError as e:
             raise RefusedError(f"the API refused the key ({e.code}: {e.message})") from None
+        started_in = self.journal.get_meta("environment")
+        if started_in and started_in != key.type:
+            raise RefusedError(
+                f"this batch was started with a {started_in} key and this key is {key.type}: "
+                f"its orders live in the other environment; use a new --batch key"
+            )
+        return key
+
+    async def preflight(self) -> Preflight:
+        """Key type and scope, balance against the cost of what is left to send, --max-total.
+        Raises RefusedError (exit 6) when the run must not start."""
+        key = await self.check_environment()
         if key.scope != "READ-WRITE" or not key.enabled:
             raise RefusedError(
                 f"this API key is {key.scope or 'disabled'}: it can look but not "
@@ -199,12 +211,6 @@ class Runner:
         done = len(self.journal.rows()) - len(todo)
         face = round(sum(r.face_value or 0 for r in todo), 2)
         cost = round(sum(r.cost or 0 for r in todo), 2)
-        started_in = self.journal.get_meta("environment")
-        if started_in and started_in != key.type:
-            raise RefusedError(
-                f"this batch was started with a {started_in} key and this key is {key.type}: "
-                f"its orders live in the other environment; use a new --batch key"
-            )
         self.journal.set_meta(environment=key.type)
         if self.journal.get_meta("balance_before") is None:
             self.journal.set_meta(balance_before=balance)
@@ -239,6 +245,7 @@ class Runner:
 
     async def reconcile(self) -> Outcome:
         """Re-check every row that is not final, once, without sending anything new."""
+        await self.check_environment()
         await self.reconcile_uncertain(self.journal.rows([S.SENDING, S.UNCERTAIN]))
         rows = self.journal.rows([S.SUBMITTED, S.UNKNOWN_ERROR, S.QUEUED])
         for row in rows:

@@ -185,4 +185,9 @@ def test_a_batch_stays_with_its_api(cli, served) -> None:
     )  # fmt: skip
     assert other.exit_code == 6
     assert "this batch was started against http://emulator.local" in other.output
+    again = cli(
+        "reconcile", "--all", "--api-url", url, emulator=False,
+        env={"ONECLICK_API_KEY": SANDBOX_KEY},
+    )  # fmt: skip
+    assert again.exit_code == 6 and "api: skipped: this batch was started against" in again.output
     assert world.stats()["total_calls"] == 0

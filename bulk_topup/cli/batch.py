@@ -468,7 +468,7 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
     from pathlib import Path
 
     from ..clock import iso
-    from ..errors import BatchLockedError, UsageError
+    from ..errors import BatchLockedError, BulkTopupError, UsageError
     from ..journal import list_batches, open_batch
     from ..report import default_path, write_results
     from ..runner import Runner, RunOptions
@@ -489,6 +489,12 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
             codes.append(EXIT_LOCKED)
             continue
         try:
+            try:
+                _same_api(journal, settings.api_url)
+            except BulkTopupError as e:
+                click.secho(f"{key}: skipped: {e.message}", fg="yellow")
+                codes.append(e.exit_code)
+                continue
 
             async def go(journal: Any = journal) -> Any:
                 async with settings.client(throttle=AdaptiveThrottle(rate)) as client:
