@@ -29,7 +29,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .errors import BatchLockedError, InvalidRowsError, JournalError
+from .errors import BatchLockedError, InvalidRowsError, JournalError, UsageError
 from .orders import Order
 from .refs import batch_slug
 
@@ -457,7 +457,10 @@ def open_batch(
     """Open (or create) the journal of `batch`, taking its lock unless `lock=False`."""
     path = batch_path(state_dir, batch)
     if not create and not path.exists():
-        raise JournalError(f"there is no batch {batch!r} in {state_dir}")
+        raise UsageError(
+            f"there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
+            f"--state-dir says where to look)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     for folder in (state_dir, path.parent):
         os.chmod(folder, 0o700)

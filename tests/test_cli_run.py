@@ -137,7 +137,7 @@ def test_key_file_is_read_and_never_shown(cli, served, tmp_path: Path) -> None:
 
 def test_resume_of_unknown_batch(cli) -> None:
     result = cli("resume", "--batch", "nope", "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "there is no batch 'nope'" in result.output
 
 
