@@ -270,9 +270,9 @@ def _read_csv(path: Path) -> Sheet:
             raise SheetError(f"{path}: the text is neither UTF-8 nor Windows-1252") from None
     if not text.strip():
         raise SheetError(f"{path} is empty")
-    delimiter = _sniff_delimiter(text)
     del raw
     try:
+        delimiter = _sniff_delimiter(text)
         grid = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         del text
     except csv.Error as e:

@@ -172,6 +172,7 @@ def test_formula_cells_are_flagged(tmp_path: Path) -> None:
         (b"just,some,words\nand,more,words\n", "has no header row that names the orders' columns"),
         (b"PK\x03\x04garbage", "damaged or not a spreadsheet"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1garbage", "is not a spreadsheet that can be read"),
+        (b"phone,plan,amount\n" + b"x" * 300_000 + b",a,1\n", "is not a well-formed CSV file"),
     ],
 )
 def test_unreadable_files_get_one_sentence(tmp_path: Path, content: bytes, message: str) -> None:
