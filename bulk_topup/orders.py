@@ -212,15 +212,20 @@ def _amount(order: Order, cells: dict[str, str], *names: str) -> tuple[int | Non
     return None, names[0]
 
 
-def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
-    column = "phone" if cells.get("phone", "").strip() or "number" not in cells else "number"
-    number, repairs, error = normalise_mobile(cells.get(column, ""))
+def _set_target(order: Order, column: str, normalised: tuple[str, list[str], str | None]) -> None:
+    """The normalised number on the order, each repair a warning; or the error."""
+    number, repairs, error = normalised
     if error:
         order.error(column, error)
-    else:
-        order.target = number
-        for note in repairs:
-            order.warn(column, f"{note}: read as {number}")
+        return
+    order.target = number
+    for note in repairs:
+        order.warn(column, f"{note}: read as {number}")
+
+
+def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
+    column = "phone" if cells.get("phone", "").strip() or "number" not in cells else "number"
+    _set_target(order, column, normalise_mobile(cells.get(column, "")))
     code = cells.get("plan_code", "").strip()
     amount, amount_col = _amount(order, cells, "amount", "value")
     order.amount = amount
@@ -311,13 +316,7 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     order.product = kind
     column = "number" if cells.get("number", "").strip() or "phone" not in cells else "phone"
     if kind:
-        number, repairs, error = normalise_internet(kind, cells.get(column, ""))
-        if error:
-            order.error(column, error)
-        else:
-            order.target = number
-            for note in repairs:
-                order.warn(column, f"{note}: read as {number}")
+        _set_target(order, column, normalise_internet(kind, cells.get(column, "")))
     value, value_col = _amount(order, cells, "value", "amount")
     order.amount = value
     if value is None:
