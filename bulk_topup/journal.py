@@ -308,6 +308,12 @@ class Journal:
             raise JournalError(f"no row {idx} in {self.path}")
         return Row.from_db(r)
 
+    def order_ids(self) -> set[str]:
+        """Every provider order id some row of this batch holds."""
+        return {
+            i for (i,) in self.db.execute("SELECT order_id FROM rows WHERE order_id IS NOT NULL")
+        }
+
     def counts(self) -> dict[str, int]:
         return dict(Counter(s for (s,) in self.db.execute("SELECT state FROM rows")))
 

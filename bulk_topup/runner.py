@@ -140,7 +140,7 @@ class Runner:
         self._no_more_sends: str | None = None
         self._failures_in_a_row = 0
         self._retries = 0
-        rows = len(journal.rows())
+        rows = sum(journal.counts().values())
         self.budget = self.options.retry_budget or max(20, rows // 10)
         self._due: dict[int, float] = {}
         self._deadline: dict[int, float] = {}
@@ -208,7 +208,7 @@ class Runner:
             )
         balance = await self.client.balance()
         todo = self.journal.rows([S.PLANNED])
-        done = len(self.journal.rows()) - len(todo)
+        done = sum(self.journal.counts().values()) - len(todo)
         face = round(sum(r.face_value or 0 for r in todo), 2)
         cost = round(sum(r.cost or 0 for r in todo), 2)
         self.journal.set_meta(environment=key.type)
@@ -444,7 +444,7 @@ class Runner:
         )
         margin = timedelta(seconds=self.options.sweep_margin)
         since, until = sent - margin, self.client.provider_now() + margin
-        claimed = {r.order_id for r in self.journal.rows() if r.order_id}
+        claimed = self.journal.order_ids()
         matches: list[GiftOrder] = [
             o
             async for o in _listed(self.client.gift_list, since, until)

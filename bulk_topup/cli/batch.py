@@ -225,7 +225,11 @@ def _report_and_exit(
         f"API calls: {outcome.api_calls}"
         + (f", rate limited {outcome.rate_limited}x" if outcome.rate_limited else "")
     )
-    cards = [(r.sheet_row, c.get("value", "")) for r in journal.rows() for c in r.cards]
+    cards = [
+        (r.sheet_row, c.get("value", ""))
+        for r in journal.iter_rows(with_cards=True)
+        for c in r.cards
+    ]
     if cards:
         from ..models import mask
 
@@ -317,7 +321,7 @@ def run(
         return
     # The lock comes first: a second run of the batch stops here, before any API call.
     journal = open_batch(settings.state_dir, batch, now=now)
-    created = not journal.rows()
+    created = not journal.counts()
     try:
         _same_api(journal, settings.api_url)
         result_path = Path(out) if out else default_path(sheet, batch)
@@ -362,7 +366,7 @@ def run(
             journal, outcome, result_path, batch, settings.state_dir, settings.emulated
         )
     finally:
-        empty = created and not journal.rows()
+        empty = created and not journal.counts()
         journal.close()
         if empty:  # refused before anything was journaled: leave no empty batch behind
             for suffix in ("", "-wal", "-shm", ".lock"):
