@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from .errors import BatchLockedError, InvalidRowsError, JournalError, UsageError
 from .orders import Order
-from .refs import batch_slug
+from .refs import batch_slug, canonical_json
 
 
 class RowState(StrEnum):
@@ -74,7 +74,7 @@ TRANSITIONS: dict[RowState, frozenset[RowState]] = {
     S.REJECTED: frozenset(),
 }
 
-MIGRATIONS = [
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE rows (
@@ -111,7 +111,88 @@ MIGRATIONS = [
         WHEN OLD.state NOT IN ('PLANNED', 'INVALID')
         BEGIN SELECT RAISE(ABORT, 'a row that may have been sent is never deleted'); END;
     """,
+    # A payment's identity beyond its ref (the recipient, the person), what the provider said
+    # beyond the status, and an event log that is a hash chain carrying each change's data.
+    """
+    ALTER TABLE rows ADD COLUMN recipient TEXT;        -- kind + normalised target
+    ALTER TABLE rows ADD COLUMN person TEXT;           -- the row's own columns (name, id...)
+    ALTER TABLE rows ADD COLUMN user_ref TEXT;         -- the sheet's own ref, when it has one
+    ALTER TABLE rows ADD COLUMN operator TEXT;
+    ALTER TABLE rows ADD COLUMN date_traitement TEXT;  -- internet: when the card was issued
+    ALTER TABLE rows ADD COLUMN provider_done_at TEXT; -- provider time the POST's fate was known
+    CREATE INDEX rows_recipient ON rows(recipient);
+    CREATE INDEX rows_order_id ON rows(order_id);
+    ALTER TABLE events ADD COLUMN data TEXT;           -- JSON of the fields the event set
+    ALTER TABLE events ADD COLUMN actor TEXT;          -- who: a user, an approver, the runner
+    ALTER TABLE events ADD COLUMN prev_hash TEXT;
+    ALTER TABLE events ADD COLUMN hash TEXT;
+    UPDATE rows SET recipient = CASE kind
+        WHEN 'mobile' THEN 'mobile:' || json_extract(payload, '$.MSSIDN')
+        WHEN 'internet' THEN 'internet:' || json_extract(payload, '$.type') || ':'
+                             || json_extract(payload, '$.number')
+        END
+        WHERE state != 'INVALID';
+    """,
+    lambda db: _chain_existing_events(db),
 ]
+
+#: The event log is a hash chain: each event's hash covers the one before it, so an event altered
+#: or removed in the file breaks the chain from there on (`audit` names the first such event).
+EVENT_FORMAT = "bulk_topup.event.v1"
+GENESIS = "0" * 64
+_APPEND_ONLY = """
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+"""
+
+
+def event_hash(
+    prev_hash: str,
+    event_id: int,
+    idx: int | None,
+    at: str,
+    from_state: str | None,
+    to_state: str | None,
+    detail: str | None,
+    data: str | None,
+    actor: str | None,
+) -> str:
+    """The hash of one event, chained to the one before it (versioned canonical form)."""
+    form = [EVENT_FORMAT, prev_hash, event_id, idx, at, from_state, to_state, detail, data, actor]
+    return hashlib.sha256(canonical_json(form)).hexdigest()
+
+
+def event_data(fields: dict[str, Any]) -> str | None:
+    """An event's record of the fields it set. Card codes are cash: only their hash is kept."""
+    if not fields:
+        return None
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in ("cards", "card_code") and value:
+            clean[key] = {"sha256": hashlib.sha256(canonical_json(value)).hexdigest()}
+        else:
+            clean[key] = value.value if isinstance(value, StrEnum) else value
+    return canonical_json(clean).decode()
+
+
+def _chain_existing_events(db: sqlite3.Connection) -> None:
+    """Migration: hash-chain the events a journal of an earlier version already holds."""
+    db.execute("DROP TRIGGER events_append_only_update")
+    db.execute("DROP TRIGGER events_append_only_delete")
+    prev = GENESIS
+    for event_id, idx, at, frm, to, detail in db.execute(
+        "SELECT id, idx, at, from_state, to_state, detail FROM events ORDER BY id"
+    ).fetchall():
+        digest = event_hash(prev, event_id, idx, at, frm, to, detail, None, None)
+        db.execute(
+            "UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, event_id)
+        )
+        prev = digest
+    for statement in _statements(_APPEND_ONLY):
+        db.execute(statement)
+
 
 _UPDATABLE = {
     "provider_status",
@@ -131,6 +212,8 @@ _UPDATABLE = {
     "attempts",
     "payload",
     "payload_hash",
+    "date_traitement",
+    "provider_done_at",
 }
 
 
@@ -165,6 +248,12 @@ class Row:
     settled_at: str | None
     updated_at: str | None
     in_sheet: bool
+    recipient: str | None = None
+    person: str | None = None
+    user_ref: str | None = None
+    operator: str | None = None
+    date_traitement: str | None = None
+    provider_done_at: str | None = None
 
     @classmethod
     def from_db(cls, r: sqlite3.Row) -> Row:
@@ -204,6 +293,7 @@ class Journal:
         self.path = path
         self._lock = lock
         self._now = now  # () -> ISO time text
+        self.actor = _os_user()  # who the events of this process are recorded as
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -241,9 +331,13 @@ class Journal:
                 f"(journal version {version}); upgrade to read it"
             )
         for number in range(version, len(MIGRATIONS)):
+            step = MIGRATIONS[number]
             with self.transaction() as db:
-                for statement in _statements(MIGRATIONS[number]):
-                    db.execute(statement)
+                if isinstance(step, str):
+                    for statement in _statements(step):
+                        db.execute(statement)
+                else:
+                    step(db)
                 db.execute(f"PRAGMA user_version = {number + 1}")
 
     # --- meta ------------------------------------------------------------------------------------
@@ -337,16 +431,45 @@ class Journal:
             sets = ", ".join(f"{k} = ?" for k in values)
             db.execute(f"UPDATE rows SET {sets} WHERE idx = ?", [*values.values(), idx])
             if to != frm or detail:
-                db.execute(
-                    "INSERT INTO events (idx, at, from_state, to_state, detail) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (idx, now, frm.value, to.value, detail),
-                )
+                self.add_event(idx, frm.value, to.value, detail, fields, at=now)
         return self.row(idx)
 
     def update(self, idx: int, detail: str = "", **fields: Any) -> Row:
         """Change fields without changing the state."""
         return self.transition(idx, self.row(idx).state, detail, **fields)
+
+    def add_event(
+        self,
+        idx: int | None,
+        from_state: str | None,
+        to_state: str | None,
+        detail: str,
+        fields: dict[str, Any] | None = None,
+        *,
+        at: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Append one event to the chain. Call inside a transaction (the chain's head is read
+        and extended under the same write lock)."""
+        last = self.db.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        event_id = last[0] + 1 if last else 1
+        prev = last[1] if last and last[1] else GENESIS
+        at = at or self._now()
+        actor = actor or self.actor
+        data = event_data(fields or {})
+        digest = event_hash(prev, event_id, idx, at, from_state, to_state, detail, data, actor)
+        self.db.execute(
+            "INSERT INTO events (id, idx, at, from_state, to_state, detail, data, actor, "
+            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, idx, at, from_state, to_state, detail, data, actor, prev, digest),
+        )
+
+    def record(
+        self, detail: str, fields: dict[str, Any] | None = None, actor: str | None = None
+    ) -> None:
+        """A batch-level event (a plan approved, a run started, a code revealed), chained."""
+        with self.transaction():
+            self.add_event(None, None, None, detail, fields, actor=actor)
 
     def events(self, idx: int | None = None) -> list[dict[str, Any]]:
         q = "SELECT * FROM events" + (" WHERE idx = ?" if idx is not None else "") + " ORDER BY id"
@@ -423,17 +546,30 @@ class Journal:
                         now,
                     ),
                 )
-                db.execute(
-                    "INSERT INTO events (idx, at, from_state, to_state, detail) "
-                    "VALUES (?, ?, NULL, ?, 'from the sheet')",
-                    (i, now, state.value),
-                )
+                self.add_event(
+                    i,
+                    None,
+                    state.value,
+                    "from the sheet",
+                    {"ref": o.ref if o.valid else None, "kind": o.kind, "row": o.row,
+                     "payload_hash": o.payload_hash if o.valid else None},
+                    at=now,
+                )  # fmt: skip
             # Sent rows gone from the sheet: keep them after the sheet's rows.
             gone = [r for r in kept if r.ref not in in_sheet]
             for j, r in enumerate(gone):
                 db.execute(
                     "UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?", (len(orders) + j, r.ref)
                 )
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ import uvicorn
 from bulk_topup.client import OneClickClient, RetryPolicy
 from bulk_topup.clock import VirtualClock
 from bulk_topup.emulator import SANDBOX_KEY, EmulatorApp, EmulatorTransport, World, create_app
+
+from .runkit import Kit
 
 BASE = "http://emulator.test"
 
@@ -57,6 +60,13 @@ async def client(app: EmulatorApp) -> AsyncIterator[OneClickClient]:
         BASE, SANDBOX_KEY, transport=EmulatorTransport(app), retry=RetryPolicy(sleep=no_wait)
     ) as c:
         yield c
+
+
+@pytest.fixture
+def kit(app: EmulatorApp, clock: VirtualClock, tmp_path: Path) -> Kit:
+    """A batch run in-process in virtual time; a resent ref would show as a second order."""
+    app.world.faults.update({"ref_dedup": False})
+    return Kit(app, clock, tmp_path)
 
 
 def free_port() -> int:
