@@ -443,8 +443,12 @@ class OneClickClient:
             for t in data.get("types") or []
         ]
 
-    async def place_gift_order(self, *, product_id: str, type_id: str, quantity: int) -> Submitted:
-        body = {"productId": product_id, "typeId": type_id, "quantity": quantity}
+    async def place_gift_order(
+        self, *, product_id: str, type_id: str, quantity: int, ref: str | None = None
+    ) -> Submitted:
+        body: dict[str, Any] = {"productId": product_id, "typeId": type_id, "quantity": quantity}
+        if ref is not None:
+            body["ref"] = ref  # honoured by some API versions (they answer orderRef)
         data, _ = await self._call("POST", "/v3/gift-cards/placeOrder", body=body)
         return parse_submitted(data, "orderId", "POST /v3/gift-cards/placeOrder")
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -409,7 +408,53 @@ class Journal:
         }
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(s for (s,) in self.db.execute("SELECT state FROM rows")))
+        return dict(self.db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
+
+    def row_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM rows").fetchone()[0])
+
+    def count(self, states: Iterable[RowState]) -> int:
+        return self.sums(states)[0]
+
+    def sums(self, states: Iterable[RowState]) -> tuple[int, float, float]:
+        """(rows, face value, cost) of the rows in `states` that the sheet holds."""
+        names = [s.value for s in states]
+        n, face, cost = self.db.execute(
+            f"SELECT count(*), COALESCE(SUM(face_value), 0), COALESCE(SUM(cost), 0) FROM rows "
+            f"WHERE state IN ({','.join('?' * len(names))}) AND in_sheet = 1",
+            names,
+        ).fetchone()
+        return int(n), round(face, 2), round(cost, 2)
+
+    def planned_ids(self, *, after: int, limit: int) -> list[int]:
+        """The next PLANNED rows of the sheet, in input order: submission reads them in chunks."""
+        return [
+            i
+            for (i,) in self.db.execute(
+                "SELECT idx FROM rows WHERE state = 'PLANNED' AND in_sheet = 1 AND idx > ? "
+                "ORDER BY idx LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+    def holder_of(self, order_id: str) -> int | None:
+        """The sheet row of this batch that holds `order_id` (None when no row does)."""
+        found = self.db.execute(
+            "SELECT COALESCE(sheet_row, idx) FROM rows WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if found is None else int(found[0])
+
+    def drop(self, idx: int, detail: str) -> None:
+        """Remove a row that was never placed and that the sheet no longer holds."""
+        with self.transaction() as db:
+            state = db.execute("SELECT state FROM rows WHERE idx = ?", (idx,)).fetchone()
+            if state is None:
+                return
+            if RowState(state[0]) not in (S.PLANNED, S.SENDING, S.UNCERTAIN):
+                raise JournalError(f"row {idx}: a {state[0]} row cannot be dropped")
+            self.add_event(idx, state[0], None, detail)
+            db.execute("UPDATE rows SET state = 'PLANNED' WHERE idx = ?", (idx,))
+            db.execute("DELETE FROM rows WHERE idx = ?", (idx,))
 
     def transition(self, idx: int, to: RowState, detail: str = "", **fields: Any) -> Row:
         """Move row `idx` to state `to` (checked), updating `fields`, in one transaction."""

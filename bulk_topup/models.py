@@ -197,5 +197,5 @@ def parse_submitted(data: Any, id_field: str, what: str) -> Submitted:
     """The id of an accepted order; an acceptance without one is an unknown outcome."""
     if not isinstance(data, dict) or not data.get(id_field):
         raise OutcomeUnknown(f"the API accepted {what} but its answer has no {id_field}")
-    ref = data.get("topupRef")
+    ref = data.get("topupRef") or data.get("orderRef")
     return Submitted(str(data[id_field]), str(ref) if ref is not None else None)

@@ -1,0 +1,71 @@
+"""What every part of a run shares: its options and its context (journal, client, clock, guard,
+schedule, settler, history). Submission, reconciliation and polling each take a `RunContext`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .client import OneClickClient
+from .clock import Clock
+from .guard import Guard
+from .journal import Journal, Row
+
+if TYPE_CHECKING:
+    from .history import History
+    from .settle import Schedule, Settler
+
+Progress = Callable[[str, Row], None]
+
+
+@dataclass
+class RunOptions:
+    rate: float = 10.0  # API calls per second, all endpoints together
+    concurrency: int = 8  # rows in flight at once
+    max_total: float | None = None  # DZD of face value this run may send
+    resend_uncertain_gifts: bool = False
+    #: seconds after a send before the first look: the provider's usual settle time
+    #: (mobile: PENDING 5 s, HANDLING 15 s; internet 3 to 45 s; gift cards a few seconds)
+    poll_first: dict[str, float] = field(
+        default_factory=lambda: {"mobile": 20.5, "internet": 10.5, "giftcard": 8.5}
+    )
+    poll_step: float = 5.0
+    poll_ceiling: float = 60.0
+    poll_deadline: dict[str, float] = field(
+        default_factory=lambda: {"mobile": 300.0, "internet": 300.0, "giftcard": 600.0}
+    )
+    #: due orders are gathered this long (in the runner's time) before a sweep, so one list
+    #: page answers for many of them instead of one call each
+    gather: float = 1.0
+    sweep_min: int = 5  # due orders of one kind from which a list sweep replaces check-ref
+    sweep_batch: int = 100  # due orders one sweep looks for (one list page holds 100)
+    #: seconds of slack around the provider times of a sweep's orders: covers the error in the
+    #: learned clock skew (one round trip) and the provider stamping after our send
+    sweep_slack: float = 2.0
+    #: slack of the window in which an uncertain gift order may have been created
+    gift_slack: float = 2.0
+    #: the longest a POST can take, used to close a gift window when the run died mid-POST
+    post_timeout: float = 60.0
+    breaker_threshold: int = 8  # failures in a row that open the circuit
+    retry_budget: int | None = None  # resends and requeues allowed (default: 20 or 10 % of rows)
+    poll: bool = True
+
+
+@dataclass
+class RunContext:
+    """One batch's run: the parts submission, reconciliation and polling share."""
+
+    journal: Journal
+    client: OneClickClient
+    clock: Clock
+    options: RunOptions
+    guard: Guard
+    schedule: Schedule
+    settler: Settler
+    history: History | None = None
+    progress: Progress = field(default=lambda event, row: None)
+    state: dict[str, Any] = field(default_factory=dict)  # small run-wide facts (gift refs seen)
+
+    def notify(self, event: str, row: Row) -> None:
+        self.progress(event, row)

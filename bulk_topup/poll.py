@@ -1,0 +1,206 @@
+"""Polling: every sent order looked at until the provider says how it ended, at the least cost.
+
+Against a rate-limited account every wasted call delays a payment, so:
+- an order is first looked at after its product's usual settle time, then with backoff;
+- due orders are gathered for a moment (`gather`) rather than checked one by one as they fall due;
+- a sweep reads the provider's list only over the window of provider time in which the due
+  orders were created (known to within the learned clock skew: from just before the POST left to
+  just after its answer came back), so one page of 100 answers for up to 100 orders; any other
+  order of this batch the page shows settled is applied too, which spares its own look later;
+- only the few orders a sweep did not see are checked one by one.
+
+Polls share the run's one rate with submission (the provider counts every call): a sweep is one
+call for up to a hundred orders, so polls take about 1 % of the rate, and while rows are still
+being sent at most two single checks are in flight at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+
+from .clock import parse_iso
+from .context import RunContext
+from .errors import ApiError
+from .journal import Row
+from .models import GiftOrder, Page, TopupStatus
+
+
+async def listed(
+    lister: Callable[..., Awaitable[Page[Any]]], since: datetime, until: datetime
+) -> AsyncIterator[Any]:
+    """Every order a list endpoint has between `since` and `until`, page after page (100 a
+    call, the most the API gives); the caller may stop early."""
+    page, pages = 1, 1
+    while page <= pages:
+        found = await lister(page=page, page_size=100, since=since, until=until)
+        pages = found.total_pages
+        for item in found.items:
+            yield item
+        page += 1
+
+
+class Poller:
+    """Looks at the batch's open orders until each is final, parked or past its deadline."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self._keys: dict[str, int] = {}  # order id or ref -> row idx, for every watched order
+        self.submitting = False
+
+    def watch(self, row: Row, *, first: bool, deadline: float | None = None) -> None:
+        """Look at `row`'s order: after the settle time (`first`), or at once."""
+        self.ctx.schedule.add(row.idx, row.kind, first=first, deadline=deadline)
+        for key in (row.order_id, row.ref):
+            if key:
+                self._keys[key] = row.idx
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        ctx, schedule = self.ctx, self.ctx.schedule
+        while not ctx.guard.stopped:
+            now = ctx.clock.now()
+            first_due = schedule.next_due()
+            if first_due is None:
+                if not self.submitting:
+                    return
+                await ctx.clock.sleep(0.25)
+                continue
+            ready = first_due + ctx.options.gather
+            if now < ready:
+                await ctx.clock.sleep(min(ready - now, 1.0))
+                continue
+            await self.check(schedule.take_due(now))
+
+    async def check(self, due: list[int]) -> None:
+        """Look at the orders of `due` now: sweeps where they are many, single checks for the
+        rest."""
+        rows = [self.ctx.journal.row(i) for i in due]
+        for kind in ("mobile", "internet", "giftcard"):
+            group = sorted(
+                (r for r in rows if r.kind == kind), key=lambda r: r.provider_sent_at or ""
+            )
+            size = self.ctx.options.sweep_batch
+            left: list[Row] = []
+            if len(group) >= self.ctx.options.sweep_min:
+                for start in range(0, len(group), size):
+                    if self.ctx.guard.stopped:
+                        return
+                    left += await self._sweep(kind, group[start : start + size])
+            else:
+                left = group
+            await self._check_each(left)
+
+    # --- sweeps ----------------------------------------------------------------------------------
+
+    def _window(self, rows: list[Row]) -> tuple[datetime, datetime]:
+        """The provider time in which these orders were created, with the skew's slack."""
+        options, client = self.ctx.options, self.ctx.client
+        slack = timedelta(seconds=options.sweep_slack)
+        starts, ends = [], []
+        for r in rows:
+            if r.provider_sent_at:
+                sent = parse_iso(r.provider_sent_at)
+                starts.append(sent)
+                done = parse_iso(r.provider_done_at) if r.provider_done_at else None
+                ends.append(done or sent + timedelta(seconds=options.post_timeout))
+        if not starts:
+            now = client.provider_now()
+            return now - timedelta(hours=1), now + slack
+        return min(starts) - slack, max(ends) + slack
+
+    async def _sweep(self, kind: str, rows: list[Row]) -> list[Row]:
+        """Read the list pages over the rows' window; return the rows it did not show."""
+        ctx = self.ctx
+        wanted = {r.idx: r for r in rows}
+        lister: Callable[..., Awaitable[Any]]
+        if kind == "mobile":
+            lister = ctx.client.mobile_list
+        elif kind == "internet":
+            lister = ctx.client.internet_list
+        else:
+            lister = ctx.client.gift_list
+        since, until = self._window(rows)
+        try:
+            items: AsyncIterator[TopupStatus | GiftOrder] = listed(lister, since, until)
+            async for item in items:
+                self._seen(item, wanted)
+                if not wanted or ctx.guard.stopped:
+                    break  # every due order seen: no need for older pages
+            ctx.guard.success()
+        except ApiError as e:
+            ctx.guard.failure(e.message)
+            for idx in wanted:
+                ctx.schedule.again(idx)
+            return []
+        return list(wanted.values())
+
+    def _seen(self, item: TopupStatus | GiftOrder, wanted: dict[int, Row]) -> None:
+        idx = self._keys.get(item.id)
+        if idx is None and isinstance(item, TopupStatus) and item.ref:
+            idx = self._keys.get(item.ref)
+        if idx is None:
+            return
+        row = wanted.pop(idx, None)
+        if row is None:
+            if idx not in self.ctx.schedule:
+                return  # settled already
+            row = self.ctx.journal.row(idx)
+            if not _settled(item):
+                return  # not due yet and still running: its own turn will come
+            self.ctx.schedule.drop(idx)
+        self._apply(row, item)
+
+    def _apply(self, row: Row, item: TopupStatus | GiftOrder) -> None:
+        if isinstance(item, GiftOrder):
+            self.ctx.settler.gift(row, item)
+        else:
+            self.ctx.settler.topup(row, item)
+        if row.idx not in self.ctx.schedule:
+            for key in (row.order_id, row.ref, item.id):
+                if key:
+                    self._keys.pop(key, None)
+
+    # --- single checks ---------------------------------------------------------------------------
+
+    async def _check_each(self, rows: list[Row]) -> None:
+        ctx = self.ctx
+        limiter = anyio.CapacityLimiter(2 if self.submitting else max(1, ctx.options.concurrency))
+
+        async def one(row: Row) -> None:
+            async with limiter:
+                if ctx.guard.stopped:
+                    return
+                try:
+                    self._apply(row, await self._look(row))
+                    ctx.guard.success()
+                except ApiError as e:
+                    ctx.guard.failure(e.message)
+                    ctx.schedule.again(row.idx)
+                except (KeyError, TypeError, ValueError) as e:  # an answer we cannot read
+                    ctx.guard.failure(f"unreadable status ({type(e).__name__})")
+                    ctx.schedule.again(row.idx)
+
+        async with anyio.create_task_group() as tg:
+            for row in rows:
+                tg.start_soon(one, row)
+
+    async def _look(self, row: Row) -> TopupStatus | GiftOrder:
+        client = self.ctx.client
+        if row.kind == "giftcard":
+            assert row.order_id
+            return await client.gift_check_order(row.order_id)
+        assert row.ref
+        if row.kind == "mobile":
+            return await client.mobile_check_ref(row.ref)
+        return await client.internet_check_ref(row.ref)
+
+
+def _settled(item: TopupStatus | GiftOrder) -> bool:
+    from .journal import PROVIDER_FINAL, PROVIDER_PARKED
+
+    return item.status in PROVIDER_FINAL or item.status in PROVIDER_PARKED
