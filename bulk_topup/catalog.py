@@ -19,6 +19,7 @@ from typing import Any
 from .client import OneClickClient
 from .errors import ApiError, AuthError, OutcomeUnknown, RequestNotSent
 from .models import GiftProduct, GiftType, InternetProduct, MobilePlan
+from .statedir import prepare_state_dir, private_folder
 
 MAX_AGE = {"plans": 24 * 3600, "internet": 600, "gift": 24 * 3600, "gift_types": 600}
 INTERNET_TYPES = ("ADSL", "4G")
@@ -60,11 +61,17 @@ def _load_cache(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _save_cache(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save_cache(state_dir: Path, path: Path, data: dict[str, Any]) -> None:
+    """Keep what was fetched for next time. A cache that cannot be written (a full disk) costs
+    only the next command's API calls: it is not an error."""
+    prepare_state_dir(state_dir)
+    private_folder(path.parent)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def _decode(part: str, items: Any) -> Any:
@@ -137,7 +144,7 @@ async def load_catalog(
         cache[part] = {"at": now, "items": _encode(part, value)}
         changed = True
     if changed:
-        _save_cache(path, cache)
+        _save_cache(state_dir, path, cache)
     return catalog
 
 

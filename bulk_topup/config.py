@@ -1,12 +1,19 @@
 """Where the API is, which key to use, where state lives, and the emulator wiring.
 
 The key comes from the environment (`ONECLICK_API_KEY`) or a key file, never from argv: other users
-of the machine can read a process's arguments.
+of the machine can read a process's arguments. It is checked where it is read (one line of
+printable ASCII), so a malformed key never reaches an HTTP header, whose error would print it.
+
+State (journals, caches, locks, crash reports) lives in one folder per user, the XDG state dir
+(`~/.local/state/bulk-topup`), so every batch of a user shares one history wherever a command runs.
+The tool creates it 0700; a folder that exists already is checked, never chmod-ed behind the
+user's back.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +23,25 @@ import httpx
 from .client import DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
 from .clock import Clock, SystemClock
 from .errors import UsageError
+from .statedir import default_state_dir
 
 DEFAULT_API_URL = "https://api.oneclickdz.com"
-DEFAULT_STATE_DIR = ".bulk-topup"
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
 EMULATOR_URL = "http://emulator.local"
+
+_SECRETS: set[str] = set()
+
+
+def secrets() -> frozenset[str]:
+    """Every secret read by this process (API keys): what crash reports must not show."""
+    return frozenset(_SECRETS)
+
+
+def redact(text: str) -> str:
+    """`text` with every secret this process read replaced by a mark."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "[secret]")
+    return text
 
 
 @dataclass
@@ -52,23 +74,39 @@ class Settings:
 
 
 def read_key(key_file: str | None) -> str:
-    """The API key from `--api-key-file`, else `ONECLICK_API_KEY`; a clear error when neither."""
+    """The API key from `--api-key-file`, else `ONECLICK_API_KEY`; a clear error when neither, or
+    when what is there cannot be a key (the error never shows what was read)."""
     if key_file:
         path = Path(key_file)
         try:
-            key = path.read_text(encoding="utf-8").strip()
+            raw = path.read_bytes()
         except OSError as e:
             raise UsageError(f"cannot read the API key file {path}: {e.strerror}") from None
-        if not key:
-            raise UsageError(f"the API key file {path} is empty")
-        return key
-    key = os.environ.get("ONECLICK_API_KEY", "").strip()
-    if not key:
+        where = f"the API key file {path}"
+    else:
+        raw = os.environ.get("ONECLICK_API_KEY", "").encode("utf-8", "surrogateescape")
+        where = "ONECLICK_API_KEY"
+        if not raw.strip():
+            raise UsageError(
+                "no API key: set ONECLICK_API_KEY, pass --api-key-file PATH, "
+                "or try the built-in emulator with --emulator"
+            )
+    text = raw.decode("utf-8", "replace").strip().removeprefix("\ufeff")
+    if text:
+        _SECRETS.add(text)  # even a malformed key is kept out of every report
+        for line in text.splitlines():
+            if line.strip():
+                _SECRETS.add(line.strip())
+    if not text:
+        raise UsageError(f"{where} is empty")
+    if len(text.splitlines()) > 1:
+        raise UsageError(f"{where} holds more than one line; it must hold the API key alone")
+    if not KEY_RE.match(text):
         raise UsageError(
-            "no API key: set ONECLICK_API_KEY, pass --api-key-file PATH, "
-            "or try the built-in emulator with --emulator"
+            f"{where} holds characters that cannot be part of an API key (spaces, accents or "
+            f"control characters); copy the key again from the OneClickDz dashboard"
         )
-    return key
+    return text
 
 
 def key_file_is_private(key_file: str) -> bool:
@@ -87,7 +125,7 @@ def settings(
     clock_speed: float | None = None,
 ) -> Settings:
     """Build the settings of one command from its options and the environment."""
-    state = Path(state_dir or os.environ.get("BULK_TOPUP_STATE_DIR") or DEFAULT_STATE_DIR)
+    state = Path(state_dir or os.environ.get("BULK_TOPUP_STATE_DIR") or default_state_dir())
     if emulator:
         from .emulator import SANDBOX_KEY, EmulatorTransport, World, create_app
 

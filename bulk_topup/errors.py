@@ -2,6 +2,7 @@
 
     BulkTopupError                 exit 1 unless a subclass says otherwise
     ├── UsageError                 2  a wrong option or argument
+    │   └── StateDirError          2  the state dir cannot be created, or is not safe to use
     ├── SheetError                 2  the order sheet cannot be read at all
     ├── InvalidRowsError           3  rows failed validation (the row problems are data, attached)
     ├── RefusedError               6  pre-flight refused: key, balance, --max-total, READ-ONLY
@@ -41,6 +42,10 @@ class BulkTopupError(Exception):
 
 class UsageError(BulkTopupError):
     exit_code = 2
+
+
+class StateDirError(UsageError):
+    """The state dir cannot be created or read, or others could alter what it holds."""
 
 
 class SheetError(BulkTopupError):

@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 from .errors import BatchLockedError, InvalidRowsError, JournalError, UsageError
 from .orders import Order
 from .refs import batch_slug, canonical_json
+from .statedir import prepare_state_dir, private_folder
 
 
 class RowState(StrEnum):
@@ -214,6 +215,18 @@ _UPDATABLE = {
     "date_traitement",
     "provider_done_at",
 }
+
+
+@dataclass(frozen=True)
+class SentRow:
+    """A row past PLANNED, in the few fields that tell what it paid and to whom."""
+
+    idx: int
+    ref: str
+    state: RowState
+    recipient: str | None
+    person: str | None
+    payload_hash: str | None
 
 
 @dataclass
@@ -522,65 +535,66 @@ class Journal:
 
     # --- loading a sheet -------------------------------------------------------------------------
 
+    def sent_index(self) -> list[SentRow]:
+        """Every row past PLANNED (sent, being sent, or refused), in a few fields each."""
+        return [
+            SentRow(*r)
+            for r in self.db.execute(
+                "SELECT idx, ref, state, recipient, person, payload_hash FROM rows "
+                "WHERE state NOT IN ('PLANNED', 'INVALID') AND ref IS NOT NULL ORDER BY idx"
+            )
+        ]
+
     def sync_orders(self, orders: list[Order]) -> None:
         """Make the journal's rows those of `orders`, keeping everything already sent.
 
         A ref already sent (any state past PLANNED) keeps its journal row and must carry the same
-        payload: a changed row under a sent ref is refused. Refs never sent follow the sheet.
-        Rows sent earlier but gone from the sheet stay, marked as no longer in the sheet.
+        payload: a changed row under a sent ref is refused. Refs never sent follow the sheet, and
+        rows never sent that the sheet no longer holds are dropped. Rows sent earlier but gone
+        from the sheet stay, marked as no longer in the sheet (and are never sent again).
         """
-        existing = {r.ref: r for r in self.rows() if r.ref}
+        sent = {r.ref: r for r in self.sent_index()}
         conflicts = []
         for o in orders:
-            old = existing.get(o.ref) if o.valid else None
-            if (
-                old
-                and old.state not in (S.PLANNED, S.INVALID)
-                and old.payload_hash != o.payload_hash
-            ):
+            old = sent.get(o.ref) if o.valid else None
+            if old is not None and old.payload_hash != o.payload_hash:
                 conflicts.append(
                     f"row {o.row}: ref {o.ref} was already sent in this batch as "
-                    f"{old.describe()}, but the sheet now says {o.describe()}"
+                    f"{self.row(old.idx).describe()}, but the sheet now says {o.describe()}"
                 )
         if conflicts:
             raise InvalidRowsError(
-                "the sheet changed under refs this batch has already sent; use a new --batch "
-                "key for a changed sheet, or restore these rows:\n  " + "\n  ".join(conflicts),
+                "the sheet changed under refs this batch has already sent; restore these rows, "
+                "or use a new --batch key for a new payment:\n  " + "\n  ".join(conflicts),
                 conflicts,
             )
         now = self._now()
         with self.transaction() as db:
-            kept = []
-            for r in existing.values():
-                if r.state not in (S.PLANNED, S.INVALID):
-                    kept.append(r)
             db.execute("DELETE FROM rows WHERE state IN ('PLANNED', 'INVALID')")
             db.execute("UPDATE rows SET idx = -idx - 1000000, in_sheet = 0")  # park old indexes
-            in_sheet = {o.ref for o in orders if o.valid}
             for i, o in enumerate(orders):
                 problems = [
                     {"column": p.column, "message": p.message, "severity": p.severity}
                     for p in o.errors + o.warnings
                 ]
                 cells = json.dumps(list(o.cells.items()), ensure_ascii=False)
-                common = (i, o.row, cells, o.label, o.face_value, o.cost, json.dumps(problems))
-                if (
-                    o.valid
-                    and o.ref in existing
-                    and existing[o.ref].state not in (S.PLANNED, S.INVALID)
-                ):
+                common = (
+                    i, o.row, cells, o.label, o.face_value, o.cost, json.dumps(problems),
+                    o.recipient, o.person or None, o.user_ref, o.operator or None,
+                )  # fmt: skip
+                if o.valid and o.ref in sent:
                     db.execute(
                         "UPDATE rows SET idx = ?, sheet_row = ?, input = ?, label = ?, "
-                        "face_value = ?, cost = ?, problems = ?, in_sheet = 1 "
-                        "WHERE ref = ?",
+                        "face_value = ?, cost = ?, problems = ?, recipient = ?, person = ?, "
+                        "user_ref = ?, operator = ?, in_sheet = 1 WHERE ref = ?",
                         (*common, o.ref),
                     )
                     continue
                 state = S.PLANNED if o.valid else S.INVALID
                 db.execute(
                     "INSERT INTO rows (idx, sheet_row, input, label, face_value, cost, problems, "
-                    "kind, ref, payload, payload_hash, state, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "recipient, person, user_ref, operator, kind, ref, payload, payload_hash, "
+                    "state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         *common,
                         o.kind,
@@ -600,12 +614,10 @@ class Journal:
                      "payload_hash": o.payload_hash if o.valid else None},
                     at=now,
                 )  # fmt: skip
-            # Sent rows gone from the sheet: keep them after the sheet's rows.
-            gone = [r for r in kept if r.ref not in in_sheet]
-            for j, r in enumerate(gone):
-                db.execute(
-                    "UPDATE rows SET idx = ?, in_sheet = 0 WHERE ref = ?", (len(orders) + j, r.ref)
-                )
+            # Sent rows gone from the sheet: keep them after the sheet's rows, in their order.
+            gone = [r for (r,) in db.execute("SELECT ref FROM rows WHERE idx < 0 ORDER BY idx")]
+            for j, ref in enumerate(gone):
+                db.execute("UPDATE rows SET idx = ? WHERE ref = ?", (len(orders) + j, ref))
 
 
 def _os_user() -> str:
@@ -648,9 +660,8 @@ def open_batch(
             f"there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
             f"--state-dir says where to look)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for folder in (state_dir, path.parent):
-        os.chmod(folder, 0o700)
+    prepare_state_dir(state_dir)
+    private_folder(path.parent)
     file_lock = None
     if lock:
         file_lock = FileLock(str(path) + ".lock")

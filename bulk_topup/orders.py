@@ -82,6 +82,11 @@ class Order:
     cells: dict[str, str] = field(default_factory=dict)  # the row as read
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    #: who is paid: kind + normalised target (mobile, internet); for a gift card the row's own
+    #: identity (its ref, the person's columns, or its row number: GIFT_ROW_IDENTITY)
+    recipient: str | None = None
+    #: the row's own columns (a name, an employee id) when they tell this row apart: "" if not
+    person: str = ""
 
     @property
     def valid(self) -> bool:
@@ -162,6 +167,7 @@ def build_orders(
     orders = [_order(row, i, catalog) for i, row in enumerate(sheet.rows)]
     _check_gift_stock(orders, catalog)
     duplicates = _assign_refs(orders, batch, allow_duplicates)
+    _assign_identity(orders)
     notes = _catalog_notes(catalog)
     return Validation(orders, notes, summarise(orders, duplicates))
 
@@ -449,6 +455,39 @@ def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> lis
             amount = order.amount if order.kind != "giftcard" else order.quantity
             order.ref = make_ref(batch, order.kind, order.target, order.product, amount, occurrence)
     return duplicates
+
+
+GIFT_ROW_IDENTITY = "giftcard:row "
+
+
+def _assign_identity(orders: list[Order]) -> None:
+    """Each valid order's recipient and person: what a payment is, beyond its ref, so that an
+    edited row or a re-run sheet is recognised as paying the same person again."""
+    persons: dict[str, int] = defaultdict(int)
+    for order in orders:
+        own = [
+            f"{column}={value.strip()}"
+            for column, value in order.cells.items()
+            if column not in ALIASES and not column.startswith("(") and value.strip()
+        ]
+        order.person = "|".join(own)
+        if order.valid and order.person:
+            persons[order.person] += 1
+    for order in orders:
+        if persons.get(order.person, 0) != 1:
+            order.person = ""  # shared by several rows (a department, a date): not an identity
+        if not order.valid:
+            continue
+        if order.kind == "mobile":
+            order.recipient = f"mobile:{order.target}"
+        elif order.kind == "internet":
+            order.recipient = f"internet:{order.product}:{order.target}"
+        elif order.user_ref:
+            order.recipient = f"giftcard:ref {order.user_ref}"
+        elif order.person:
+            order.recipient = f"giftcard:{order.person}"
+        else:
+            order.recipient = f"{GIFT_ROW_IDENTITY}{order.row}"
 
 
 def _catalog_notes(catalog: Catalog) -> list[str]:

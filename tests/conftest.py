@@ -25,6 +25,17 @@ async def no_wait(seconds: float) -> None:
     """Retry sleeps in tests take no time."""
 
 
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the real user's state dir, config or environment defaults."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    for name in ("BULK_TOPUP_STATE_DIR", "ONECLICK_API_KEY", "ONECLICK_API_URL",
+                 "BULK_TOPUP_CLOCK_SPEED"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -1,9 +1,15 @@
-"""run, resume, reconcile, status, report and batches: the commands that move money."""
+"""run, resume, reconcile, status, report, batches and discard: the commands that move money.
+
+Each builds its request, calls one function of `service`, and turns the `BatchResult` (or the
+error) into lines and the exit code of the contract. Progress bars, the confirmation prompt and
+SIGINT/SIGTERM handling live here; everything they act on lives in the library.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,7 +20,6 @@ from . import (
     EXIT_LOCKED,
     EXIT_NOT_FINAL,
     EXIT_OK,
-    EXIT_REFUSED,
     F,
     api_options,
     handle_errors,
@@ -67,9 +72,22 @@ class Progress:
             bar.close()
 
 
-#: The journal-only commands (status, report, batches) need the state dir and nothing else.
+def _state_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    if value:
+        return value
+    from ..statedir import default_state_dir
+
+    return str(default_state_dir())
+
+
+#: The journal-only commands (status, report, batches, discard) need the state dir alone.
 state_dir_option = click.option(
-    "--state-dir", envvar="BULK_TOPUP_STATE_DIR", default=".bulk-topup", show_default=True
+    "--state-dir",
+    envvar="BULK_TOPUP_STATE_DIR",
+    default=None,
+    callback=_state_dir,
+    help="Where journals live [env BULK_TOPUP_STATE_DIR; default: the user's state dir, "
+    "~/.local/state/bulk-topup].",
 )
 
 
@@ -111,7 +129,7 @@ def run_options(fn: F) -> F:
 def _options(
     rate: float, concurrency: int, max_total: float | None, resend_uncertain_gifts: bool
 ) -> Any:
-    from ..runner import RunOptions
+    from ..context import RunOptions
 
     return RunOptions(
         rate=rate,
@@ -121,134 +139,170 @@ def _options(
     )
 
 
-def _confirm(pre: Any, yes: bool, what: str) -> None:
-    from ..errors import RefusedError
+class CliHooks:
+    """The service's questions, asked on the terminal; its progress, shown there; SIGINT and
+    SIGTERM, turned into a clean stop once sending has begun."""
 
-    env = pre.key_type or "unknown"
+    def __init__(self, yes: bool, what: str) -> None:
+        self.yes = yes
+        self.what = what
+        self.runner: Any = None
+        self.task_group: Any = None
+        self.bars: Progress | None = None
+
+    def validated(self, sheet: Any, validation: Any) -> None:
+        if validation.invalid:
+            print_validation(sheet, validation)
+        else:
+            print_warnings(validation)
+
+    def confirm(self, facts: Any) -> bool:
+        _show_facts(facts)
+        if facts.rows == 0 or self.yes:
+            return True
+        from ..errors import RefusedError
+
+        if not sys.stdin.isatty():
+            raise RefusedError(
+                f"{self.what} needs a confirmation and there is no terminal to ask on; pass "
+                f"--yes to run unattended (cron); nothing was sent"
+            )
+        try:
+            return click.confirm(f"Send these {facts.rows} top-ups?", default=False)
+        except click.Abort:  # Ctrl-C or end of input at the prompt
+            click.echo("")
+            return False
+
+    def progress(self, event: str, row: Any) -> None:
+        if self.bars is not None:
+            self.bars(event, row)
+
+    def started(self, runner: Any) -> None:
+        self.runner = runner
+        facts = self.facts
+        self.bars = Progress(facts.rows, facts.rows + facts.in_flight + facts.to_check)
+        if self.task_group is not None:
+            self.task_group.start_soon(_watch_signals, runner)
+
+    facts: Any = None
+
+    def close(self) -> None:
+        if self.bars is not None:
+            self.bars.close()
+
+
+def _show_facts(facts: Any) -> None:
+    env = facts.key_type or "unknown"
     colour = "red" if env == "PRODUCTION" else "cyan"
-    click.secho(f"environment: {env} key ({pre.key_scope})", fg=colour, bold=True)
-    click.echo(
-        f"to send: {pre.rows} rows, {pre.face_value:,.2f} DA face value, "
-        f"{pre.cost:,.2f} DA estimated cost; balance {pre.balance:,.2f} DA"
-        + (f"; {pre.already_done} rows already handled in this batch" if pre.already_done else "")
+    click.secho(f"environment: {env} key ({facts.key_scope})", fg=colour, bold=True)
+    line = (
+        f"to send: {facts.rows} rows, {facts.face_value:,.2f} DA face value, "
+        f"{facts.cost:,.2f} DA estimated cost; balance {facts.balance:,.2f} DA"
     )
-    if pre.rows == 0 or yes:
-        return
-    if not sys.stdin.isatty():
-        raise RefusedError(
-            f"{what} needs a confirmation and there is no terminal to ask on; "
-            f"pass --yes to run unattended (cron); nothing was sent"
-        )
-    if not click.confirm(f"Send these {pre.rows} top-ups?", default=False):
-        raise RefusedError("not confirmed; nothing was sent")
+    if facts.resend:
+        line += f" ({facts.resend} of them checked with the provider: never placed, sent again)"
+    click.echo(line)
+    others = []
+    if facts.already_done:
+        others.append(f"{facts.already_done} already final in this batch")
+    if facts.in_flight:
+        others.append(f"{facts.in_flight} sent earlier and still being settled (not sent again)")
+    if facts.to_check:
+        others.append(f"{facts.to_check} of unknown outcome (left for a person, not sent)")
+    if facts.skipped_invalid:
+        others.append(f"{facts.skipped_invalid} invalid, skipped (never sent)")
+    if others:
+        click.echo("not sent: " + "; ".join(others))
 
 
-async def _with_signals(runner: Any, coro: Any) -> Any:
-    """Run `coro`; SIGINT/SIGTERM ask the runner to stop cleanly (rows in flight settle)."""
+async def _watch_signals(runner: Any) -> None:
+    """SIGINT/SIGTERM ask the runner to stop cleanly (rows in flight settle); a second one
+    leaves at once (every state change is committed; a POST cut short stays SENDING and is
+    reconciled by resume)."""
     import signal
 
     import anyio
 
-    result: list[Any] = []
-
-    async def watch(scope: Any) -> None:
-        try:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    name = signal.Signals(signum).name
-                    if runner.stop_reason and runner.stop_reason.startswith("interrupted"):
-                        # A second signal: leave now. Every state change is already committed;
-                        # a POST cut short stays SENDING and is reconciled by resume.
-                        click.echo(f"\n{name} again: leaving at once; run resume later", err=True)
-                        os._exit(EXIT_NOT_FINAL)
-                    click.echo(
-                        f"\n{name}: stopping: no new rows; rows in flight settle into the journal "
-                        f"(again to leave at once)",
-                        err=True,
-                    )
-                    runner.request_stop(f"interrupted ({name})")
-        except (ValueError, NotImplementedError):  # not the main thread: no signal handling
-            await anyio.sleep_forever()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch, tg.cancel_scope)
-        result.append(await coro)
-        tg.cancel_scope.cancel()
-    return result[0]
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if runner.stop_reason and runner.stop_reason.startswith("interrupted"):
+                    click.echo(f"\n{name} again: leaving at once; run resume later", err=True)
+                    os._exit(EXIT_NOT_FINAL)
+                click.echo(
+                    f"\n{name}: stopping: no new rows; rows in flight settle into the journal "
+                    f"(again to leave at once)",
+                    err=True,
+                )
+                runner.request_stop(f"interrupted ({name})")
+    except (ValueError, NotImplementedError):  # not the main thread: no signal handling
+        await anyio.sleep_forever()
 
 
-def _same_api(journal: Any, api_url: str) -> None:
-    """A batch belongs to the API it was started against: its orders exist only there."""
+def _drive(call: Any, hooks: CliHooks) -> Any:
+    """Run a service call with the hooks' task group (for the signal watcher). A SIGINT that
+    comes before sending began leaves with exit 6: nothing was sent."""
+    import anyio
+
     from ..errors import RefusedError
 
-    started = journal.get_meta("api_url")
-    if started and started != api_url:
-        raise RefusedError(
-            f"this batch was started against {started}, not {api_url}: its orders exist only "
-            f"there; use the same --api-url, or a new --batch key; nothing was sent"
-        )
+    async def go() -> Any:
+        outcome: list[Any] = []
+        async with anyio.create_task_group() as tg:
+            hooks.task_group = tg
+            try:
+                outcome.append(await call(hooks))
+            except Exception as e:  # raised as itself, not wrapped in the task group's group
+                outcome.append(e)
+            finally:
+                tg.cancel_scope.cancel()  # the signal watcher
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
 
+    original_confirm = hooks.confirm
 
-async def _drive(
-    journal: Any, client: Any, settings: Any, options: Any, yes: bool, what: str
-) -> Any:
-    """Pre-flight, confirmation, then the run itself with progress and signal handling."""
-    from ..journal import RowState
-    from ..runner import Runner
+    def confirm(facts: Any) -> bool:
+        hooks.facts = facts
+        return original_confirm(facts)
 
-    runner = Runner(journal, client, settings.clock, options)
-    pre = await runner.preflight()
-    _confirm(pre, yes, what)
-    in_flight = journal.rows([RowState.SUBMITTED, RowState.SENDING, RowState.UNCERTAIN])
-    progress = Progress(pre.rows, pre.rows + len(in_flight))
-    runner.progress = progress
+    hooks.confirm = confirm  # type: ignore[method-assign]
     try:
-        return await _with_signals(runner, runner.execute())
+        return run_async(go())
+    except KeyboardInterrupt:
+        if hooks.runner is None:
+            raise RefusedError("interrupted before anything was sent; nothing was sent") from None
+        raise
     finally:
-        progress.close()
+        hooks.close()
 
 
-def _report_and_exit(
-    journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any, emulated: bool
-) -> None:
-    from ..report import write_results
-
-    path = write_results(
-        journal,
-        out,
-        "xlsx" if str(out).endswith(".xlsx") else "json" if str(out).endswith(".json") else "csv",
-    )
-    counts = outcome.counts
+def _report(result: Any, emulated: bool) -> None:
+    """The end of a run, resume or reconcile, in words; then the exit code."""
+    outcome = result.outcome
     click.echo("")
-    click.echo("rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    click.echo(
-        f"API calls: {outcome.api_calls}"
-        + (f", rate limited {outcome.rate_limited}x" if outcome.rate_limited else "")
-    )
-    cards = [
-        (r.sheet_row, c.get("value", ""))
-        for r in journal.iter_rows(with_cards=True)
-        for c in r.cards
-    ]
-    if cards:
-        from ..models import mask
-
-        shown = ", ".join(f"row {row}: {mask(code)}" for row, code in cards[:5])
-        more = f" and {len(cards) - 5} more" if len(cards) > 5 else ""
+    click.echo("rows: " + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
+    if outcome is not None:
         click.echo(
-            f"gift cards delivered: {len(cards)} ({shown}{more}); the codes are in the "
-            f"results file only"
+            f"API calls: {outcome.api_calls}"
+            + (f", rate limited {outcome.rate_limited}x" if outcome.rate_limited else "")
         )
-    click.echo(f"results: {path}")
-    if outcome.stop_reason:
-        click.secho(f"stopped: {outcome.stop_reason}", fg="yellow")
-    code = EXIT_REFUSED if outcome.refused else outcome.exit_code
+    if result.cards:
+        more = f" and {result.cards - 5} more" if result.cards > 5 else ""
+        click.echo(
+            f"gift cards delivered: {result.cards} ({', '.join(result.cards_shown)}{more}); "
+            f"the codes are in the results file only"
+        )
+    if result.results is not None:
+        click.echo(f"results: {result.results}")
+    if result.stop_reason:
+        click.secho(f"stopped: {result.stop_reason}", fg="yellow")
+    code = result.exit_code
     if code == EXIT_NOT_FINAL:
-        extra = f" --state-dir {state_dir}" if str(state_dir) != ".bulk-topup" else ""
+        resume, reconcile = result.next_steps
         click.secho(
-            f"some rows are not final yet; continue with:\n"
-            f"  bulk-topup resume --batch {batch}{extra}\n"
-            f"  (or later: bulk-topup reconcile --batch {batch}{extra})",
+            f"some rows are not final yet; continue with:\n  {resume}\n  (or later: {reconcile})",
             fg="yellow",
         )
         if emulated:
@@ -283,6 +337,25 @@ def _report_and_exit(
     default=None,
     help="Refuse to start if this run's face value exceeds this many DA.",
 )
+@click.option(
+    "--send-edited-rows",
+    is_flag=True,
+    help="Send rows that pay again someone this batch already sent to (an edited or added "
+    "row), as new orders, on purpose.",
+)
+@click.option(
+    "--allow-repeat",
+    is_flag=True,
+    help="Send rows whose recipient and amount another batch paid within the repeat window "
+    "(and the same sheet under another batch key), on purpose.",
+)
+@click.option(
+    "--repeat-window",
+    type=click.FloatRange(min=0),
+    default=25.0,
+    show_default=True,
+    help="Days in which a payment of another batch counts as a repeat.",
+)
 @run_options
 @api_options
 @handle_errors
@@ -294,6 +367,9 @@ def run(
     skip_invalid: bool,
     allow_duplicates: bool,
     max_total: float | None,
+    send_edited_rows: bool,
+    allow_repeat: bool,
+    repeat_window: float,
     out: str | None,
     rate: float,
     concurrency: int,
@@ -302,120 +378,72 @@ def run(
     **kw: Any,
 ) -> None:
     """Validate SHEET, confirm, submit, poll to the end and write the results."""
-    import hashlib
-    import json
-    from pathlib import Path
-
-    from ..clock import iso
-    from ..errors import InvalidRowsError
-    from ..journal import open_batch
-    from ..plan import validate_sheet
-    from ..report import default_path
-    from ..throttle import AdaptiveThrottle
+    from ..service import SheetRun, run_sheet
 
     settings = make_settings(kw)
-    options = _options(rate, concurrency, max_total, resend_uncertain_gifts)
-    now = lambda: iso(settings.clock.wall())  # noqa: E731
-    if dry_run:
-        _dry_run(settings, sheet, batch, sheet_name, allow_duplicates, skip_invalid, options)
-        return
-    # The lock comes first: a second run of the batch stops here, before any API call.
-    journal = open_batch(settings.state_dir, batch, now=now)
-    created = not journal.counts()
-    try:
-        _same_api(journal, settings.api_url)
-        result_path = Path(out) if out else default_path(sheet, batch)
-
-        async def go() -> Any:
-            throttle = AdaptiveThrottle(options.rate)
-            async with settings.client(throttle=throttle) as client:
-                read, validation = await validate_sheet(
-                    sheet,
-                    batch=batch,
-                    client=client,
-                    state_dir=settings.state_dir,
-                    api_url=settings.api_url,
-                    sheet_name=sheet_name,
-                    allow_duplicates=allow_duplicates,
-                )
-                if validation.invalid:
-                    print_validation(read, validation)
-                    if not skip_invalid:
-                        raise InvalidRowsError(
-                            f"{len(validation.invalid)} invalid rows; nothing "
-                            f"was sent (fix them, or pass --skip-invalid)"
-                        )
-                else:
-                    print_warnings(validation)
-                journal.sync_orders(validation.orders)
-                digest = hashlib.sha256(Path(sheet).read_bytes()).hexdigest()[:16]
-                journal.set_meta(
-                    sheet=str(Path(sheet).resolve()),
-                    fingerprint=digest,
-                    sheet_name=read.name or None,
-                    out=str(result_path.resolve()),
-                    api_url=settings.api_url,
-                    headers=json.dumps(
-                        dict(zip(read.columns, read.headers, strict=True)), ensure_ascii=False
-                    ),
-                )
-                return await _drive(journal, client, settings, options, yes, "run")
-
-        outcome = run_async(go())
-        _report_and_exit(
-            journal, outcome, result_path, batch, settings.state_dir, settings.emulated
-        )
-    finally:
-        empty = created and not journal.counts()
-        journal.close()
-        if empty:  # refused before anything was journaled: leave no empty batch behind
-            for suffix in ("", "-wal", "-shm", ".lock"):
-                Path(str(journal.path) + suffix).unlink(missing_ok=True)
-
-
-def _dry_run(
-    settings: Any,
-    sheet: str,
-    batch: str,
-    sheet_name: str | None,
-    allow_duplicates: bool,
-    skip_invalid: bool,
-    options: Any,
-) -> None:
-    from ..errors import RefusedError
-    from ..plan import validate_sheet
-
-    async def go() -> Any:
-        async with settings.client() as client:
-            read, validation = await validate_sheet(
-                sheet,
-                batch=batch,
-                client=client,
-                state_dir=settings.state_dir,
-                api_url=settings.api_url,
-                sheet_name=sheet_name,
-                allow_duplicates=allow_duplicates,
-            )
-            key = await client.validate_key()
-            return read, validation, key, await client.balance()
-
-    read, validation, key, balance = run_async(go())
-    print_validation(read, validation)
-    if validation.invalid and not skip_invalid:
-        sys.exit(EXIT_INVALID)
-    cost = validation.summary["cost"]
-    face = validation.summary["face_value"]
-    click.echo(
-        f"dry run: {key.type} key ({key.scope}); balance {balance:,.2f} DA; would send "
-        f"{len(validation.valid)} rows, {face:,.2f} DA face value, {cost:,.2f} DA cost"
+    request = SheetRun(
+        sheet=Path(sheet),
+        batch=batch,
+        sheet_name=sheet_name,
+        out=Path(out) if out else None,
+        options=_options(rate, concurrency, max_total, resend_uncertain_gifts),
+        skip_invalid=skip_invalid,
+        allow_duplicates=allow_duplicates,
+        send_edited=send_edited_rows,
+        allow_repeat=allow_repeat,
+        repeat_window=repeat_window,
     )
-    if key.scope != "READ-WRITE":
-        raise RefusedError(f"this API key is {key.scope}: it can look but not buy")
-    if cost > balance:
-        raise RefusedError(f"the balance ({balance:,.2f} DA) does not cover {cost:,.2f} DA")
-    if options.max_total is not None and face > options.max_total:
-        raise RefusedError(f"{face:,.2f} DA is more than --max-total {options.max_total:,.2f} DA")
+    if dry_run:
+        _dry_run(settings, request)
+        return
+    hooks = CliHooks(yes, "run")
+    result = _drive(lambda h: run_sheet(settings, request, h), hooks)
+    _report(result, settings.emulated)
+
+
+def _dry_run(settings: Any, request: Any) -> None:
+    from ..errors import RefusedError
+    from ..service import dry_run
+
+    found = run_async(dry_run(settings, request))
+    print_validation(found.sheet, found.validation)
+    if found.validation.invalid and not request.skip_invalid:
+        sys.exit(EXIT_INVALID)
+    click.echo(
+        f"dry run: {found.key_type} key ({found.key_scope}); balance {found.balance:,.2f} DA; "
+        f"would send {found.to_send} rows, {found.face_value:,.2f} DA face value, "
+        f"{found.cost:,.2f} DA cost"
+    )
+    others = []
+    if found.already_handled:
+        others.append(f"{found.already_handled} already sent in this batch")
+    if found.to_check:
+        others.append(
+            f"{found.to_check} of unknown outcome, checked with the provider first "
+            f"(sent again only if it never got them)"
+        )
+    if found.skipped_invalid:
+        others.append(f"{found.skipped_invalid} invalid, skipped")
+    if others:
+        click.echo("not sent now: " + "; ".join(others))
+    for refusal in found.refusals:
+        click.secho(f"a run would refuse: {refusal}", fg="red")
+    if found.key_scope != "READ-WRITE":
+        raise RefusedError(f"this API key is {found.key_scope}: it can look but not buy")
+    if found.cost > found.balance:
+        raise RefusedError(
+            f"the balance ({found.balance:,.2f} DA) does not cover {found.cost:,.2f} DA"
+        )
+    max_total = request.options.max_total
+    if max_total is not None and found.face_value > max_total:
+        raise RefusedError(
+            f"{found.face_value:,.2f} DA is more than --max-total {max_total:,.2f} DA"
+        )
     click.echo("nothing was sent")
+    if found.refusals:
+        sys.exit(EXIT_INVALID)
+    if found.to_send == 0 and found.to_check == 0 and not found.already_handled:
+        sys.exit(EXIT_INVALID)  # nothing at all to send is not a clean dry run
 
 
 @main.command()
@@ -433,100 +461,76 @@ def resume(
     **kw: Any,
 ) -> None:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
-    from pathlib import Path
-
-    from ..clock import iso
-    from ..journal import open_batch
-    from ..report import default_path
-    from ..throttle import AdaptiveThrottle
+    from ..service import resume_batch
 
     settings = make_settings(kw)
     options = _options(rate, concurrency, None, resend_uncertain_gifts)
-    journal = open_batch(
-        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
+    hooks = CliHooks(yes, "resume")
+    result = _drive(
+        lambda h: resume_batch(settings, batch, options, h, Path(out) if out else None), hooks
     )
-    try:
-        _same_api(journal, settings.api_url)
-        result_path = Path(out or journal.get_meta("out") or default_path(None, batch))
-
-        async def go() -> Any:
-            async with settings.client(throttle=AdaptiveThrottle(options.rate)) as client:
-                return await _drive(journal, client, settings, options, yes, "resume")
-
-        outcome = run_async(go())
-        _report_and_exit(
-            journal, outcome, result_path, batch, settings.state_dir, settings.emulated
-        )
-    finally:
-        journal.close()
+    _report(result, settings.emulated)
 
 
 @main.command()
 @click.option("--batch", default=None, help="The batch to re-check.")
-@click.option("--all", "all_", is_flag=True, help="Every batch in the state dir.")
-@click.option("--rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Every batch of the state dir that sent something and is not final.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="API calls per second, all calls together.",
+)
 @api_options
 @handle_errors
 def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
     """Re-check every row that is not final and refresh the results (a daily cron job)."""
-    from pathlib import Path
-
-    from ..clock import iso
     from ..errors import BatchLockedError, BulkTopupError, UsageError
-    from ..journal import list_batches, open_batch
-    from ..report import default_path, write_results
-    from ..runner import Runner, RunOptions
-    from ..throttle import AdaptiveThrottle
+    from ..service import batches_needing_reconcile, reconcile_batch
 
     if bool(batch) == bool(all_):
         raise UsageError("give --batch KEY or --all")
     settings = make_settings(kw)
-    keys = [batch] if batch else [b[0] for b in list_batches(settings.state_dir)]
+    keys = [batch] if batch else batches_needing_reconcile(settings.state_dir)
+    if all_ and not keys:
+        click.echo(f"no batch of {settings.state_dir} has rows left to settle")
     codes = []
     for key in keys:
         try:
-            journal = open_batch(
-                settings.state_dir, key, now=lambda: iso(settings.clock.wall()), create=False
-            )
+            result = run_async(reconcile_batch(settings, key, rate))
         except BatchLockedError as e:
             click.secho(f"{key}: skipped: {e.message}", fg="yellow")
             codes.append(EXIT_LOCKED)
             continue
-        try:
-            try:
-                _same_api(journal, settings.api_url)
-            except BulkTopupError as e:
-                click.secho(f"{key}: skipped: {e.message}", fg="yellow")
-                codes.append(e.exit_code)
-                continue
-
-            async def go(journal: Any = journal) -> Any:
-                async with settings.client(throttle=AdaptiveThrottle(rate)) as client:
-                    return await Runner(
-                        journal, client, settings.clock, RunOptions(rate=rate)
-                    ).reconcile()
-
-            outcome = run_async(go())
-            path = write_results(journal, Path(journal.get_meta("out") or default_path(None, key)))
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items()))
-            click.echo(f"{key}: {counts}; results: {path}")
-            codes.append(outcome.exit_code)
-        finally:
-            journal.close()
+        except BulkTopupError as e:
+            if batch:
+                raise
+            click.secho(f"{key}: skipped: {e.message}", fg="yellow")
+            codes.append(e.exit_code)
+            continue
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+        click.echo(f"{key}: {counts}; results: {result.results}")
+        codes.append(result.exit_code)
     sys.exit(max(codes, default=EXIT_OK))
 
 
 @main.command()
-@click.option("--batch", required=True)
+@click.option("--batch", required=True, help="The batch key given to run.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for scripts.",
+)  # fmt: skip
 @state_dir_option
 @handle_errors
 def status(batch: str, fmt: str, state_dir: str) -> None:
     """Counts per state of a batch, from its journal (no API call)."""
     import json
-    from pathlib import Path
 
     from ..journal import open_batch
     from ..runner import exit_code_for
@@ -534,24 +538,31 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
     with open_batch(Path(state_dir), batch, now=lambda: "", lock=False, create=False) as journal:
         counts = journal.counts()
         meta = journal.meta()
+    rows = sum(counts.values())
     if fmt == "json":
         click.echo(
             json.dumps(
                 {
                     "batch": batch,
                     "counts": counts,
-                    "rows": sum(counts.values()),
+                    "rows": rows,
                     "environment": meta.get("environment"),
                     "finished_at": meta.get("finished_at"),
+                    "stop_reason": meta.get("stop_reason") or None,
                     "exit_code": exit_code_for(counts),
                 }
             )
         )
         return
     click.echo(
-        f"batch {batch}: {sum(counts.values())} rows"
+        f"batch {batch}: {rows} rows"
         + (f" ({meta['environment']})" if meta.get("environment") else "")
     )
+    if not rows:
+        click.echo(
+            "  it holds no rows: the run that created it stopped before the sheet's rows were "
+            "written; run the sheet again, or discard the batch"
+        )
     for state, n in sorted(counts.items()):
         click.echo(f"  {state:<17} {n}")
 
@@ -585,8 +596,6 @@ def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
 @state_dir_option
 def batches(state_dir: str) -> None:
     """The batches in the state dir, with their counts per state."""
-    from pathlib import Path
-
     from ..journal import list_batches
 
     found = list_batches(Path(state_dir))
@@ -594,6 +603,25 @@ def batches(state_dir: str) -> None:
         click.echo(f"no batches in {state_dir}")
         return
     for key, _, counts, meta in found:
-        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no rows"
         when = meta.get("finished_at") or meta.get("created_at") or ""
         click.echo(f"{key:<30} {when:<25} {parts}")
+
+
+@main.command()
+@click.option("--batch", required=True, help="The batch to discard.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@state_dir_option
+@handle_errors
+def discard(batch: str, yes: bool, state_dir: str) -> None:
+    """Delete a batch that never sent anything (abandoned at the confirmation, or refused)."""
+    from ..errors import RefusedError
+    from ..service import discard_batch
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise RefusedError("discard needs a confirmation; pass --yes")
+        if not click.confirm(f"Discard batch {batch!r} (nothing of it was sent)?", default=False):
+            raise RefusedError("not confirmed; nothing was discarded")
+    rows = discard_batch(Path(state_dir), batch)
+    click.echo(f"discarded batch {batch}: {rows} rows, none of them sent")

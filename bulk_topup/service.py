@@ -1,0 +1,446 @@
+"""Batch orchestration that the command line and the console both call: nothing here prints.
+
+    face (cli/, console/) ── service ── runner (submit, reconcile, poll), journal, report
+                                 └───── changes, history (what was paid already)
+
+A run goes: take the batch's lock (a second run stops at once, exit 7, before any API call) →
+validate the sheet → check the key's environment → refuse what would pay again (edited rows,
+rows another batch paid, the same sheet under another key: exit 3) → journal the rows →
+reconcile what a previous run left uncertain → pre-flight facts (what will be sent, balance,
+--max-total) → the face's confirmation → send and poll → write the results → next steps.
+
+The faces pass their confirmation, progress and stop control in as `Hooks`; they turn the
+`BatchResult` (or a `BulkTopupError`) into words and an exit code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .changes import REPEAT_WINDOW_DAYS, edits, refuse_edits, refuse_repeats, repeats
+from .clock import iso
+from .config import Settings
+from .context import RunOptions
+from .errors import InvalidRowsError, RefusedError, UsageError
+from .history import History
+from .journal import Journal, Row, RowState, open_batch
+from .models import mask
+from .orders import Validation
+from .plan import validate_sheet
+from .report import default_path, write_results
+from .runner import Outcome, Preflight, Runner, exit_code_for
+from .sheet import Sheet
+from .statedir import default_state_dir
+from .throttle import AdaptiveThrottle
+
+S = RowState
+EXIT_OK, EXIT_INVALID, EXIT_FAILED_ROWS, EXIT_NOT_FINAL = 0, 3, 4, 5
+
+
+class NothingToSend(InvalidRowsError):
+    """A sheet, or a batch, with no order to send: never "success" (exit 3)."""
+
+
+@dataclass
+class SheetRun:
+    """What a person asked of `run`."""
+
+    sheet: Path
+    batch: str
+    sheet_name: str | None = None
+    out: Path | None = None
+    options: RunOptions = field(default_factory=RunOptions)
+    skip_invalid: bool = False
+    allow_duplicates: bool = False
+    send_edited: bool = False  # rows that pay again someone this batch paid: send them anyway
+    allow_repeat: bool = False  # rows another batch paid within the window: send them anyway
+    repeat_window: float = REPEAT_WINDOW_DAYS  # days
+
+
+class Hooks:
+    """What a face lets the service ask and tell. Every method has a harmless default."""
+
+    def validated(self, sheet: Sheet, validation: Validation) -> None:
+        """The sheet was read and validated (warnings, or the invalid rows, to show)."""
+
+    def confirm(self, facts: Preflight) -> bool:
+        """May these rows be sent? The facts are what will really go out."""
+        return True
+
+    def progress(self, event: str, row: Row) -> None:
+        """A row changed: submitted, rejected, uncertain, settled, parked."""
+
+    def started(self, runner: Runner) -> None:
+        """Sending begins; the face may call `runner.request_stop(reason)` from now on."""
+
+
+@dataclass
+class BatchResult:
+    """How a batch stands after a command, for a face to put into words."""
+
+    batch: str
+    exit_code: int
+    outcome: Outcome | None
+    results: Path | None
+    counts: dict[str, int]
+    facts: Preflight | None = None
+    cards: int = 0  # gift card codes delivered in this batch
+    cards_shown: list[str] = field(default_factory=list)  # "row 15: ••••RD-1", masked
+    next_steps: list[str] = field(default_factory=list)  # commands to run, shell-quoted
+    stop_reason: str | None = None
+
+
+@dataclass
+class DryRun:
+    """What `run --dry-run` found: what would go out now, and what would not."""
+
+    sheet: Sheet
+    validation: Validation
+    key_type: str
+    key_scope: str
+    balance: float
+    to_send: int
+    face_value: float
+    cost: float
+    to_check: int  # rows a previous run left uncertain: checked first, resent only if never placed
+    already_handled: int  # rows this batch already sent (final or being settled)
+    skipped_invalid: int
+    refusals: list[str] = field(default_factory=list)  # what a real run would refuse
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def fingerprint(path: Path) -> str:
+    """The sheet's fingerprint: sha256 of its bytes (shown short)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def same_api(journal: Journal, api_url: str) -> None:
+    """A batch belongs to the API it was started against: its orders exist only there."""
+    started = journal.get_meta("api_url")
+    if started and started != api_url:
+        raise RefusedError(
+            f"this batch was started against {started}, not {api_url}: its orders exist only "
+            f"there; use the same --api-url, or a new --batch key; nothing was sent"
+        )
+
+
+def command(*words: str) -> str:
+    """A command line a person can paste into a shell as it is (every word quoted)."""
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def next_steps(batch: str, state_dir: Path, exit_code: int) -> list[str]:
+    """The commands that continue a batch left open."""
+    if exit_code != EXIT_NOT_FINAL:
+        return []
+    extra: tuple[str, ...] = ()
+    if state_dir.resolve() != default_state_dir().resolve():
+        extra = ("--state-dir", str(state_dir))
+    return [
+        command("bulk-topup", "resume", "--batch", batch, *extra),
+        command("bulk-topup", "reconcile", "--batch", batch, *extra),
+    ]
+
+
+def _result(
+    journal: Journal,
+    settings: Settings,
+    batch: str,
+    outcome: Outcome | None,
+    results: Path | None,
+    facts: Preflight | None = None,
+) -> BatchResult:
+    counts = journal.counts()
+    code = outcome.exit_code if outcome else exit_code_for(counts)
+    cards = [
+        (r.sheet_row, c.get("value", ""))
+        for r in journal.iter_rows(with_cards=True)
+        for c in r.cards
+    ]
+    return BatchResult(
+        batch=batch,
+        exit_code=code,
+        outcome=outcome,
+        results=results,
+        counts=counts,
+        facts=facts,
+        cards=len(cards),
+        cards_shown=[f"row {row}: {mask(code)}" for row, code in cards[:5]],
+        next_steps=next_steps(batch, settings.state_dir, code),
+        stop_reason=outcome.stop_reason if outcome else journal.get_meta("stop_reason") or None,
+    )
+
+
+def _results_path(journal: Journal, sheet: Path | None, batch: str, out: Path | None) -> Path:
+    if out is not None:
+        return out
+    saved = journal.get_meta("out")
+    return Path(saved) if saved else default_path(str(sheet) if sheet else None, batch)
+
+
+def write_batch_results(journal: Journal, path: Path) -> Path:
+    fmt = {".json": "json", ".csv": "csv"}.get(path.suffix.lower(), "xlsx")
+    return write_results(journal, path, fmt)
+
+
+async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> Outcome:
+    if not hooks.confirm(facts):
+        raise RefusedError(f"{what} not confirmed; nothing was sent")
+    runner.progress = hooks.progress
+    hooks.started(runner)
+    return await runner.execute()
+
+
+def _empty_batch(batch: str) -> NothingToSend:
+    return NothingToSend(
+        f"batch {batch!r} holds no rows (the run that created it stopped before the sheet's rows "
+        f"were written); run the sheet again: bulk-topup run SHEET --batch {shlex.quote(batch)}, "
+        f"or discard it: bulk-topup discard --batch {shlex.quote(batch)}"
+    )
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+async def run_sheet(
+    settings: Settings, request: SheetRun, hooks: Hooks | None = None
+) -> BatchResult:
+    """Validate the sheet and run it as batch `request.batch` (a new batch, or the same batch
+    again: nothing already sent is sent again). Raises a BulkTopupError when it must not run."""
+    hooks = hooks or Hooks()
+    options = request.options
+    now = lambda: iso(settings.clock.wall())  # noqa: E731
+    # The lock comes first: a second run of the batch stops here, before any API call.
+    journal = open_batch(settings.state_dir, request.batch, now=now)
+    created = journal.row_count() == 0
+    try:
+        same_api(journal, settings.api_url)
+        result_path = _results_path(journal, request.sheet, request.batch, request.out)
+        async with settings.client(throttle=AdaptiveThrottle(options.rate)) as client:
+            sheet, validation = await validate_sheet(
+                request.sheet,
+                batch=request.batch,
+                client=client,
+                state_dir=settings.state_dir,
+                api_url=settings.api_url,
+                sheet_name=request.sheet_name,
+                allow_duplicates=request.allow_duplicates,
+            )
+            hooks.validated(sheet, validation)
+            if validation.invalid and not request.skip_invalid:
+                raise InvalidRowsError(
+                    f"{len(validation.invalid)} invalid rows; nothing was sent (fix them, or "
+                    f"pass --skip-invalid to send the valid rows only)",
+                    validation.invalid,
+                )
+            if not validation.valid:
+                raise NothingToSend(
+                    "the sheet has no order rows below its header; nothing was sent"
+                    if not validation.orders
+                    else "no row of the sheet is valid; nothing was sent"
+                )
+            runner = Runner(journal, client, settings.clock, options)
+            key = await runner.check_environment()
+            history = History(
+                settings.state_dir,
+                api_url=settings.api_url,
+                exclude=journal.path,
+                environment=key.type,
+            )
+            runner.ctx.history = history
+            print_ = fingerprint(request.sheet)
+            conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
+            if conflicts:
+                raise InvalidRowsError(refuse_edits(conflicts), conflicts)
+            if not request.allow_repeat:
+                sent = {r.ref for r in journal.sent_index()}
+                found = repeats(
+                    validation.orders, sent, history, batch=request.batch,
+                    fingerprint=print_, now=settings.clock.wall(),
+                    window_days=request.repeat_window,
+                )  # fmt: skip
+                if found:
+                    raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
+            journal.sync_orders(validation.orders)
+            journal.set_meta(
+                sheet=str(request.sheet.resolve()),
+                fingerprint=print_,
+                sheet_name=sheet.name or None,
+                out=str(result_path.resolve()),
+                api_url=settings.api_url,
+                headers=json.dumps(
+                    dict(zip(sheet.columns, sheet.headers, strict=True)), ensure_ascii=False
+                ),
+            )
+            facts = await runner.preflight()
+            outcome = await _drive(runner, hooks, facts, "run")
+        path = write_batch_results(journal, result_path)
+        return _result(journal, settings, request.batch, outcome, path, facts)
+    finally:
+        empty = created and journal.row_count() == 0
+        journal.close()
+        if empty:  # refused before anything was journaled: leave no empty batch behind
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                Path(str(journal.path) + suffix).unlink(missing_ok=True)
+
+
+async def resume_batch(
+    settings: Settings,
+    batch: str,
+    options: RunOptions,
+    hooks: Hooks | None = None,
+    out: Path | None = None,
+) -> BatchResult:
+    """Continue a batch from its journal alone: reconcile, send what is left, poll."""
+    hooks = hooks or Hooks()
+    journal = open_batch(
+        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
+    )
+    try:
+        if journal.row_count() == 0:
+            raise _empty_batch(batch)
+        same_api(journal, settings.api_url)
+        result_path = _results_path(journal, None, batch, out)
+        async with settings.client(throttle=AdaptiveThrottle(options.rate)) as client:
+            history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
+            runner = Runner(journal, client, settings.clock, options, history=history)
+            facts = await runner.preflight()
+            outcome = await _drive(runner, hooks, facts, "resume")
+        path = write_batch_results(journal, result_path)
+        return _result(journal, settings, batch, outcome, path, facts)
+    finally:
+        journal.close()
+
+
+async def reconcile_batch(settings: Settings, batch: str, rate: float) -> BatchResult:
+    """Re-check every row of `batch` that is not final and refresh its results."""
+    journal = open_batch(
+        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
+    )
+    try:
+        if journal.row_count() == 0:
+            raise _empty_batch(batch)
+        same_api(journal, settings.api_url)
+        async with settings.client(throttle=AdaptiveThrottle(rate)) as client:
+            history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
+            runner = Runner(journal, client, settings.clock, RunOptions(rate=rate), history=history)
+            outcome = await runner.reconcile()
+        path = write_batch_results(journal, _results_path(journal, None, batch, None))
+        return _result(journal, settings, batch, outcome, path)
+    finally:
+        journal.close()
+
+
+def batches_needing_reconcile(state_dir: Path) -> list[str]:
+    """The batches of the state dir that a daily reconcile should look at: every batch that sent
+    something and is not final. A batch that never sent anything (abandoned at the confirmation)
+    needs no provider check."""
+    from .journal import list_batches
+
+    keys = []
+    for key, _, counts, _ in list_batches(state_dir):
+        sent = {s for s, n in counts.items() if n} - {S.PLANNED.value, S.INVALID.value}
+        if not sent:
+            continue
+        if exit_code_for(counts) == EXIT_NOT_FINAL:
+            keys.append(key)
+    return keys
+
+
+def discard_batch(state_dir: Path, batch: str) -> int:
+    """Delete a batch that never sent anything (abandoned at the confirmation, or refused).
+    Returns how many rows it held. A batch that sent even one row is kept: its journal is the
+    record of money."""
+    journal = open_batch(state_dir, batch, now=lambda: "", create=False)
+    try:
+        counts = journal.counts()
+        sent = {s for s, n in counts.items() if n} - {S.PLANNED.value, S.INVALID.value}
+        if sent:
+            raise UsageError(
+                f"batch {batch!r} has sent rows ({', '.join(sorted(sent))}): its journal is the "
+                f"record of what was paid and is kept; nothing was discarded"
+            )
+        rows = sum(counts.values())
+    finally:
+        journal.close()
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(journal.path) + suffix).unlink(missing_ok=True)
+    return rows
+
+
+# --- dry run -------------------------------------------------------------------------------------
+
+
+async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
+    """What `run` would send now, without sending, journaling or locking anything."""
+    from .journal import batch_path
+
+    async with settings.client() as client:
+        sheet, validation = await validate_sheet(
+            request.sheet,
+            batch=request.batch,
+            client=client,
+            state_dir=settings.state_dir,
+            api_url=settings.api_url,
+            sheet_name=request.sheet_name,
+            allow_duplicates=request.allow_duplicates,
+        )
+        key = await client.validate_key()
+        balance = await client.balance()
+    refusals: list[str] = []
+    journal: Journal | None = None
+    if batch_path(settings.state_dir, request.batch).exists():
+        journal = open_batch(
+            settings.state_dir, request.batch, now=lambda: "", lock=False, create=False
+        )
+    try:
+        known: dict[str, str] = {}
+        to_check = 0
+        if journal is not None:
+            conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
+            if conflicts:
+                refusals.append(refuse_edits(conflicts))
+            for s in journal.sent_index():
+                known[s.ref] = s.state
+        if not request.allow_repeat:
+            history = History(
+                settings.state_dir,
+                api_url=settings.api_url,
+                exclude=journal.path if journal else None,
+                environment=key.type,
+            )
+            found = repeats(
+                validation.orders, set(known), history, batch=request.batch,
+                fingerprint=fingerprint(request.sheet), now=settings.clock.wall(),
+                window_days=request.repeat_window,
+            )  # fmt: skip
+            if found:
+                refusals.append(refuse_repeats(found, request.repeat_window))
+        send = [o for o in validation.valid if o.ref not in known]
+        to_check = sum(
+            1 for o in validation.valid if known.get(o.ref) in (S.SENDING.value, S.UNCERTAIN.value)
+        )
+        handled = sum(1 for o in validation.valid if o.ref in known) - to_check
+    finally:
+        if journal is not None:
+            journal.close()
+    return DryRun(
+        sheet, validation, key.type, key.scope, balance,
+        to_send=len(send),
+        face_value=round(sum(o.face_value for o in send), 2),
+        cost=round(sum(o.cost for o in send), 2),
+        to_check=to_check,
+        already_handled=handled,
+        skipped_invalid=len(validation.invalid),
+        refusals=refusals,
+    )  # fmt: skip
