@@ -78,7 +78,8 @@ def edits(orders: list[Order], journal: Journal, *, send_edited: bool = False) -
         if earlier is None:
             continue
         old = journal.row(earlier.idx)
-        where = f"row {old.sheet_row}" if old.in_sheet else f"row {old.sheet_row}, gone since"
+        still = earlier.ref in sheet_refs
+        where = f"row {old.sheet_row}" + ("" if still else ", no longer in the sheet")
         conflicts.append(
             Conflict(
                 order.row,

@@ -21,9 +21,10 @@ from pathlib import Path
 import httpx
 
 from .client import DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, VirtualClock
 from .errors import UsageError
 from .statedir import default_state_dir
+from .throttle import AdaptiveThrottle
 
 DEFAULT_API_URL = "https://api.oneclickdz.com"
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
@@ -62,6 +63,8 @@ class Settings:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> OneClickClient:
         """A fresh API client for this configuration (use it as `async with`)."""
+        if retry is None and isinstance(self.clock, VirtualClock):
+            retry = RetryPolicy(sleep=self.clock.sleep)  # tests: backoff in virtual time
         return OneClickClient(
             self.api_url,
             self.api_key,
@@ -71,6 +74,13 @@ class Settings:
             timeout=timeout,
             wall=self.clock.wall,
         )
+
+    def throttle(self, rate: float) -> AdaptiveThrottle:
+        """The one pace of a run's calls: in real seconds (a provider's limit counts real time),
+        or in virtual time when the clock is a test's."""
+        if isinstance(self.clock, VirtualClock):
+            return AdaptiveThrottle(rate, sleep=self.clock.sleep, now=self.clock.now)
+        return AdaptiveThrottle(rate)
 
 
 def read_key(key_file: str | None) -> str:

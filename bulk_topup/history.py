@@ -126,9 +126,16 @@ class History:
         """(batch, when) of the other batches run from a sheet with this fingerprint since
         `since` (ISO time)."""
         runs = []
-        for batch, meta, _ in self._journals():
-            when = meta.get("last_started_at") or meta.get("started_at") or meta.get("created_at")
-            if meta.get("fingerprint") == fingerprint and when and when >= since:
+        for batch, meta, db in self._journals():
+            if meta.get("fingerprint") != fingerprint:
+                continue
+            try:  # a batch counts from the moment it sent something (not when abandoned unsent)
+                (when,) = db.execute(
+                    f"SELECT max(sent_at) FROM rows WHERE state IN ({_PAID_SQL})"
+                ).fetchone()
+            except sqlite3.Error:
+                continue
+            if when and when >= since:
                 runs.append((batch, when))
         return runs
 

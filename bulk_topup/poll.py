@@ -49,7 +49,17 @@ class Poller:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self._keys: dict[str, int] = {}  # order id or ref -> row idx, for every watched order
-        self.submitting = False
+        self._submitting = False
+        self._wake = anyio.Event()  # set when there is something new to look at, or an end
+
+    @property
+    def submitting(self) -> bool:
+        return self._submitting
+
+    @submitting.setter
+    def submitting(self, value: bool) -> None:
+        self._submitting = value
+        self._wake.set()
 
     def watch(self, row: Row, *, first: bool, deadline: float | None = None) -> None:
         """Look at `row`'s order: after the settle time (`first`), or at once."""
@@ -57,6 +67,7 @@ class Poller:
         for key in (row.order_id, row.ref):
             if key:
                 self._keys[key] = row.idx
+        self._wake.set()
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -68,7 +79,8 @@ class Poller:
             if first_due is None:
                 if not self.submitting:
                     return
-                await ctx.clock.sleep(0.25)
+                await self._wake.wait()  # nothing to look at until a row is sent
+                self._wake = anyio.Event()
                 continue
             ready = first_due + ctx.options.gather
             if now < ready:

@@ -35,7 +35,6 @@ from .report import default_path, write_results
 from .runner import Outcome, Preflight, Runner, exit_code_for
 from .sheet import Sheet
 from .statedir import default_state_dir
-from .throttle import AdaptiveThrottle
 
 S = RowState
 EXIT_OK, EXIT_INVALID, EXIT_FAILED_ROWS, EXIT_NOT_FINAL = 0, 3, 4, 5
@@ -226,7 +225,7 @@ async def run_sheet(
     try:
         same_api(journal, settings.api_url)
         result_path = _results_path(journal, request.sheet, request.batch, request.out)
-        async with settings.client(throttle=AdaptiveThrottle(options.rate)) as client:
+        async with settings.client(throttle=settings.throttle(options.rate)) as client:
             sheet, validation = await validate_sheet(
                 request.sheet,
                 batch=request.batch,
@@ -311,7 +310,7 @@ async def resume_batch(
             raise _empty_batch(batch)
         same_api(journal, settings.api_url)
         result_path = _results_path(journal, None, batch, out)
-        async with settings.client(throttle=AdaptiveThrottle(options.rate)) as client:
+        async with settings.client(throttle=settings.throttle(options.rate)) as client:
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
             runner = Runner(journal, client, settings.clock, options, history=history)
             facts = await runner.preflight()
@@ -331,7 +330,7 @@ async def reconcile_batch(settings: Settings, batch: str, rate: float) -> BatchR
         if journal.row_count() == 0:
             raise _empty_batch(batch)
         same_api(journal, settings.api_url)
-        async with settings.client(throttle=AdaptiveThrottle(rate)) as client:
+        async with settings.client(throttle=settings.throttle(rate)) as client:
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
             runner = Runner(journal, client, settings.clock, RunOptions(rate=rate), history=history)
             outcome = await runner.reconcile()

@@ -125,3 +125,74 @@ class Kit:
     def stats(self) -> dict[str, Any]:
         self.app.world.settle()
         return self.app.world.stats()
+
+
+def write_sheet(path: Path, rows: list[dict[str, str]]) -> Path:
+    """A CSV order sheet with the union of the rows' columns, in first-seen order."""
+    import csv
+
+    columns: dict[str, None] = {}
+    for r in rows:
+        for c in r:
+            columns.setdefault(c, None)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@dataclass
+class Desk:
+    """Batches run through the service, as the faces run them, against the emulator in virtual
+    time (in-process, or over a real socket when `transport` says so)."""
+
+    app: EmulatorApp
+    clock: VirtualClock
+    folder: Path
+    transport: httpx.AsyncBaseTransport | None = None
+    base: str = BASE
+
+    def __post_init__(self) -> None:
+        self.app.world.rate_clock = self.clock.now
+        self.state = self.folder / "state"
+
+    def settings(self, state: Path | None = None) -> Any:
+        from bulk_topup.config import Settings
+
+        return Settings(
+            self.base,
+            SANDBOX_KEY,
+            state or self.state,
+            self.clock,
+            self.transport or EmulatorTransport(self.app),
+        )
+
+    def sheet(self, name: str, *rows: dict[str, str]) -> Path:
+        return write_sheet(self.folder / name, list(rows))
+
+    async def run(self, sheet: Path, batch: str, hooks: Any = None, **kw: Any) -> Any:
+        from bulk_topup.service import SheetRun, run_sheet
+
+        options = kw.pop("options", None) or RunOptions(concurrency=4, rate=2000)
+        state = kw.pop("state", None)
+        request = SheetRun(sheet=sheet, batch=batch, options=options, **kw)
+        return await run_sheet(self.settings(state), request, hooks)
+
+    async def resume(self, batch: str, hooks: Any = None, **kw: Any) -> Any:
+        from bulk_topup.service import resume_batch
+
+        options = kw.pop("options", None) or RunOptions(concurrency=4, rate=2000)
+        return await resume_batch(self.settings(), batch, options, hooks, **kw)
+
+    async def reconcile(self, batch: str) -> Any:
+        from bulk_topup.service import reconcile_batch
+
+        return await reconcile_batch(self.settings(), batch, 2000)
+
+    def journal(self, batch: str) -> Journal:
+        return open_batch(self.state, batch, now=lambda: iso(self.clock.wall()), lock=False)
+
+    def orders(self, kind: str | None = None) -> list[Any]:
+        self.app.world.settle()
+        return [o for o in self.app.world.orders if kind is None or o.kind == kind]
