@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from hypothesis import settings as hypothesis_settings
 
 from bulk_topup.client import OneClickClient, RetryPolicy
 from bulk_topup.clock import VirtualClock
@@ -19,6 +21,11 @@ from bulk_topup.emulator import SANDBOX_KEY, EmulatorApp, EmulatorTransport, Wor
 from .runkit import Kit
 
 BASE = "http://emulator.test"
+
+# Property tests repeat exactly, in CI and on a laptop; HYPOTHESIS_PROFILE=explore searches anew.
+hypothesis_settings.register_profile("repeatable", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 async def no_wait(seconds: float) -> None:
