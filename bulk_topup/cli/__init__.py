@@ -10,6 +10,7 @@ Every command builds its objects, calls one library function, and turns
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -38,23 +39,97 @@ QUICK_RETRY = _quick_retry()
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    from ..config import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
 
 
+#: Commands after which a batch may hold rows to resume.
+BATCH_COMMANDS = {"run", "resume", "reconcile"}
+
+
 def handle_errors(fn: F) -> F:
-    """Turn library errors into one clear sentence and the contract's exit code."""
+    """Turn every error into one sentence and the contract's exit code.
+
+    Our own errors carry their sentence. For the unforeseen: a sentence for what has a plain
+    cause (a full disk, a damaged journal), the whole traceback in a crash report (0600, secrets
+    redacted) whose path is printed, and for a batch its results rewritten from the journal and
+    the command that continues it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..crash import describe, leaf, write_report
+
         try:
             return fn(*args, **kwargs)
-        except BulkTopupError as e:
-            fail(e.message, e.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", EXIT_NOT_FINAL)
+        except (SystemExit, click.exceptions.Exit, click.ClickException):
+            raise
+        except BaseException as raised:
+            e = leaf(raised)
+            if isinstance(e, SystemExit):
+                raise e from None
+            if isinstance(e, BulkTopupError):
+                fail(e.message, e.exit_code)
+            if isinstance(e, KeyboardInterrupt):
+                fail("interrupted", EXIT_NOT_FINAL)
+            state_dir = _state_dir_of(kwargs)
+            batch = kwargs.get("batch") if fn.__name__ in BATCH_COMMANDS else None
+            sentence = describe(e) or (
+                f"an unexpected error stopped bulk-topup ({type(e).__name__}); what was "
+                f"committed to the journal is safe"
+            )
+            click.echo(f"error: {sentence}", err=True)
+            report = write_report(raised, state_dir)
+            if batch:
+                _salvage(str(batch), state_dir)
+            if report is not None:
+                click.echo(
+                    f"the details are in {report} (no key in it): keep it for whoever maintains "
+                    f"bulk-topup",
+                    err=True,
+                )
+            # A batch command may have left rows open: 5 says "resume"; anything else is ours: 1.
+            sys.exit(EXIT_NOT_FINAL if batch else EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _state_dir_of(kwargs: dict[str, Any]) -> Path | None:
+    import os
+
+    from ..statedir import default_state_dir
+
+    given = kwargs.get("state_dir") or os.environ.get("BULK_TOPUP_STATE_DIR")
+    try:
+        return Path(given) if given else default_state_dir()
+    except Exception:  # noqa: BLE001  (no home folder: the report goes to the temp folder)
+        return None
+
+
+def _salvage(key: str, state_dir: Path | None) -> None:
+    """After a crash in a batch command: the results rewritten from the journal, and the
+    command that continues the batch (each only if it can be done)."""
+    if state_dir is None:
+        return
+    from ..journal import batch_path, open_batch
+    from ..runner import exit_code_for
+    from ..service import next_steps, write_batch_results
+
+    if not batch_path(state_dir, key).exists():
+        return
+    try:
+        with open_batch(state_dir, key, now=lambda: "", lock=False, create=False) as journal:
+            out = journal.get_meta("out")
+            code = exit_code_for(journal.counts())
+            if out:
+                click.echo(f"results: {write_batch_results(journal, Path(out))}", err=True)
+    except Exception:  # noqa: BLE001  (the journal itself is what failed: nothing more to do)
+        click.echo("the results could not be rewritten from the journal", err=True)
+        code = EXIT_NOT_FINAL
+    steps = next_steps(key, state_dir, code)
+    if steps:
+        click.echo(f"continue with: {steps[0]}", err=True)
 
 
 def api_options(fn: F) -> F:
@@ -131,6 +206,60 @@ def make_settings(kw: dict[str, Any]) -> Any:
 @click.version_option(__version__, prog_name="bulk-topup")
 def main() -> None:
     """Turn an order sheet (CSV or Excel) into paid OneClickDz top-ups, never paying twice."""
+
+
+class GuardedOutput:
+    """Standard output that survives its reader going away (`bulk-topup validate x | head -1`):
+    the rest of the output is dropped, the command finishes its work and keeps its exit code,
+    and one line on standard error says the output was cut."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.cut = False
+
+    def write(self, text: str) -> int:
+        if not self.cut:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._cut()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.cut:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._cut()
+
+    def _cut(self) -> None:
+        import os
+
+        self.cut = True
+        try:  # the interpreter's own flush at exit must not fail either
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def entry() -> None:
+    """The `bulk-topup` console script."""
+    import atexit
+
+    out = GuardedOutput(sys.stdout)
+    sys.stdout = out
+
+    def note() -> None:
+        if out.cut:
+            with contextlib.suppress(OSError):
+                sys.stderr.write("note: the output was closed before it was all written\n")
+
+    atexit.register(note)
+    main()
 
 
 def run_async(coro: Any) -> Any:
