@@ -22,6 +22,8 @@ from . import (
     make_settings,
     run_async,
 )
+from ..i18n import _
+from .reporting import report_options
 from .sheets import print_validation, print_warnings
 
 
@@ -211,7 +213,7 @@ async def _drive(
 def _report_and_exit(
     journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any, emulated: bool
 ) -> None:
-    from ..report import write_results
+    from ..report import sheet_name, write_results
 
     path = write_results(
         journal,
@@ -220,10 +222,16 @@ def _report_and_exit(
     )
     counts = outcome.counts
     click.echo("")
-    click.echo("rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     click.echo(
-        f"API calls: {outcome.api_calls}"
-        + (f", rate limited {outcome.rate_limited}x" if outcome.rate_limited else "")
+        _("rows: {counts}").format(counts=", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    )
+    click.echo(
+        _("API calls: {n}").format(n=outcome.api_calls)
+        + (
+            _(", rate limited {n}x").format(n=outcome.rate_limited)
+            if outcome.rate_limited
+            else ""
+        )
     )
     cards = [
         (r.sheet_row, c.get("value", ""))
@@ -233,36 +241,45 @@ def _report_and_exit(
     if cards:
         from ..models import mask
 
-        shown = ", ".join(f"row {row}: {mask(code)}" for row, code in cards[:5])
-        more = f" and {len(cards) - 5} more" if len(cards) > 5 else ""
-        click.echo(
-            f"gift cards delivered: {len(cards)} ({shown}{more}); the codes are in the "
-            f"results file only"
+        shown = ", ".join(
+            _("row {row}: {code}").format(row=row, code=mask(code)) for row, code in cards[:5]
         )
-    click.echo(f"results: {path}")
+        more = _(" and {n} more").format(n=len(cards) - 5) if len(cards) > 5 else ""
+        click.echo(
+            _(
+                "gift cards delivered: {n} ({shown}{more}); the codes are in the results file only"
+            ).format(n=len(cards), shown=shown, more=more)
+        )
+    click.echo(_("results: {path}").format(path=path))
     if outcome.stop_reason:
-        click.secho(f"stopped: {outcome.stop_reason}", fg="yellow")
+        click.secho(_("stopped: {reason}").format(reason=outcome.stop_reason), fg="yellow")
     code = EXIT_REFUSED if outcome.refused else outcome.exit_code
     if code == EXIT_NOT_FINAL:
         extra = f" --state-dir {state_dir}" if str(state_dir) != ".bulk-topup" else ""
         click.secho(
-            f"some rows are not final yet; continue with:\n"
-            f"  bulk-topup resume --batch {batch}{extra}\n"
-            f"  (or later: bulk-topup reconcile --batch {batch}{extra})",
+            _(
+                "some rows are not final yet; continue with:\n"
+                "  bulk-topup resume --batch {batch}{extra}\n"
+                "  (or later: bulk-topup reconcile --batch {batch}{extra})"
+            ).format(batch=batch, extra=extra),
             fg="yellow",
         )
         if emulated:
             click.echo(
-                "note: the built-in emulator lives for one command only; resume and reconcile "
-                "need the real API or a served emulator (bulk-topup emulator)"
+                _(
+                    "note: the built-in emulator lives for one command only; resume and "
+                    "reconcile need the real API or a served emulator (bulk-topup emulator)"
+                )
             )
     elif code == EXIT_FAILED_ROWS:
         click.secho(
-            "finished; some rows failed: see 'Needs attention' and 'Retry' in the results",
+            _("finished; some rows failed: see '{attention}' and '{retry}' in the results").format(
+                attention=sheet_name("attention"), retry=sheet_name("retry")
+            ),
             fg="yellow",
         )
     elif code == EXIT_OK:
-        click.secho("finished: every row fulfilled", fg="green")
+        click.secho(_("finished: every row fulfilled"), fg="green")
     sys.exit(code)
 
 
@@ -557,28 +574,42 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
 
 
 @main.command()
-@click.option("--batch", required=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None)
+@click.option("--batch", required=True, help="The batch key given to run.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default="xlsx", show_default=True
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Results file; its extension (.xlsx, .csv, .json) says the format (default: the "
+    "batch's results file).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["xlsx", "csv", "json"]),
+    default=None,
+    help="Format of the results, when --out's extension does not say it (default xlsx).",
+)
+@report_options
 @state_dir_option
 @handle_errors
-def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
+def report(batch: str, out: str | None, fmt: str | None, state_dir: str, **kw: Any) -> None:
     """Rebuild the results of a batch from its journal (no API call)."""
     from pathlib import Path
 
     from ..journal import open_batch
-    from ..report import default_path, write_results
+    from ..report import default_path, output_format, write_results
+    from .reporting import echo_written, report_settings
 
+    fmt = output_format(out, fmt)
     with open_batch(Path(state_dir), batch, now=lambda: "", lock=False, create=False) as journal:
         if out is None:
             saved = journal.get_meta("out")
             target = Path(saved).with_suffix(f".{fmt}") if saved else default_path(None, batch, fmt)
         else:
             target = Path(out)
-        path = write_results(journal, target, fmt)
-    click.echo(f"wrote {path}")
+        settings = report_settings(kw, target)
+        path = write_results(journal, target, fmt, settings=settings)
+    echo_written(path, settings)
 
 
 @main.command()
