@@ -43,10 +43,14 @@ ORDER_HEADERS = {
 INSTRUCTIONS = [
     N_("One row per order. Leave the columns of other kinds empty."),
     N_("{kind}: mobile, internet or giftcard (inferred from the filled columns when empty)."),
-    N_("mobile: {phone} (0XXXXXXXXX), {plan_code} (list), {amount} in whole DA (empty for "
-       "fixed plans)."),  # fmt: skip
-    N_("internet: {internet_type} (ADSL or 4G), {number} (ADSL 0XXXXXXXX, 4G 213XXXXXXXXX), "
-       "{value} (list)."),  # fmt: skip
+    N_(
+        "mobile: {phone} (0XXXXXXXXX), {plan_code} (list), {amount} in whole DA (empty for "
+        "fixed plans)."
+    ),  # fmt: skip
+    N_(
+        "internet: {internet_type} (ADSL or 4G), {number} (ADSL 0XXXXXXXX, 4G 213XXXXXXXXX), "
+        "{value} (list)."
+    ),  # fmt: skip
     N_("giftcard: {product_id} and {type_id} (see the {lists} sheet), {quantity} (1 or more)."),
     N_("Other columns ({name}, {employee_id}...) are copied to the results as they are."),
     N_("Phone and line number columns are text: Excel keeps the leading 0."),

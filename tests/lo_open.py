@@ -5,6 +5,7 @@ Run with the system's Python (Debian's python3-uno), not the project's: the test
 `/usr/bin/python3 tests/lo_open.py FILE PASSWORD PROFILE_DIR` ("" for no password).
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -24,9 +25,17 @@ def main() -> int:
     path, password, profile = sys.argv[1], sys.argv[2], sys.argv[3]
     pipe = f"bulk_topup_{os.getpid()}"
     office = subprocess.Popen(
-        ["soffice", "--headless", "--invisible", "--norestore", "--nologo",
-         f"-env:UserInstallation=file://{profile}", f"--accept=pipe,name={pipe};urp;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "soffice",
+            "--headless",
+            "--invisible",
+            "--norestore",
+            "--nologo",
+            f"-env:UserInstallation=file://{profile}",
+            f"--accept=pipe,name={pipe};urp;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     desktop = None
     try:
@@ -64,10 +73,9 @@ def main() -> int:
         return 0
     finally:
         if desktop is not None:
-            try:
+            # the office closes its end of the bridge as it leaves: that is no failure
+            with contextlib.suppress(Exception):
                 desktop.terminate()
-            except Exception:  # the office closing its end of the bridge as it leaves
-                pass
         try:
             office.wait(10)
         except subprocess.TimeoutExpired:

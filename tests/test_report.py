@@ -36,6 +36,11 @@ ISSUED = "2025-10-29T09:30:00.000Z"  # an internet card's date_traitement (UTC)
 
 @pytest.fixture
 async def every_state(app, clock, tmp_path: Path) -> Kit:
+    return await build_every_state(app, clock, tmp_path)
+
+
+async def build_every_state(app: Any, clock: Any, tmp_path: Path) -> Kit:
+    """A batch holding every state, the user's own columns named as a French sheet names them."""
     kit = Kit(app, clock, tmp_path / "state")
     await kit.load(
         {**mobile("0661234567"), "name": EVIL, "employee_id": "E-01"},
@@ -53,7 +58,9 @@ async def every_state(app, clock, tmp_path: Path) -> Kit:
     with kit.journal() as j:
         lost = j.rows()[8]
         j.transition(lost.idx, RowState.SENDING, "a crash, and no order at the provider")
-        j.set_meta(headers=json.dumps({"name": "Nom", "phone": "Numéro", "employee_id": "Matricule"}))
+        j.set_meta(
+            headers=json.dumps({"name": "Nom", "phone": "Numéro", "employee_id": "Matricule"})
+        )
     app.world.internet["ADSL"][2]["available"] = False
     await kit.run()
     with kit.journal() as j:
@@ -152,7 +159,7 @@ async def test_results_cell_by_cell(every_state: Kit, tmp_path: Path) -> None:
 
     cards = sheets["Gift cards"]
     gcol, glines = table(cards)
-    assert ["sheet row", "Nom", "Matricule"] == list(cards[0][:3])
+    assert list(cards[0][:3]) == ["sheet row", "Nom", "Matricule"]
     assert [(c[0], c[gcol["Nom"]], c[gcol["Matricule"]], c[gcol["type id"]]) for c in glines] == [
         (7, "Partial", "E-06", "TEST_PARTIAL"),
         (7, "Partial", "E-06", "TEST_PARTIAL"),
@@ -332,7 +339,9 @@ async def test_started_is_the_first_start_and_the_last_resume_is_beside_it(
         assert summary["last resumed"] == datetime(2025, 10, 31, 11, 0)
 
 
-async def test_a_journaled_operator_wins_over_the_plan_code(every_state: Kit, tmp_path: Path) -> None:
+async def test_a_journaled_operator_wins_over_the_plan_code(
+    every_state: Kit, tmp_path: Path
+) -> None:
     with every_state.journal() as j:
         first = j.rows()[0]
         with j.transaction() as db:

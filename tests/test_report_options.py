@@ -24,10 +24,15 @@ from bulk_topup.cli import main
 from bulk_topup.report.settings import time_zone
 
 from .runkit import Kit
-from .test_report import every_state, invoke, read, table  # noqa: F401 (a fixture)
+from .test_report import build_every_state, invoke, read, table
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse 3 batterie é"
+
+
+@pytest.fixture
+async def every_state(app, clock, tmp_path: Path) -> Kit:
+    return await build_every_state(app, clock, tmp_path)
 
 
 def report(kit: Kit, *args: str) -> list[str]:
@@ -119,7 +124,7 @@ async def test_csv_for_a_french_locale(every_state: Kit, tmp_path: Path) -> None
     assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
     header = rows[0]
-    assert header[:2] == ["ligne", "'=HYPERLINK(\"http://evil.example\",\"click\")"] or (
+    assert header[:2] == ["ligne", '\'=HYPERLINK("http://evil.example","click")'] or (
         "ligne" in header and "débité" in header
     )
     col = {name: i for i, name in enumerate(header)}
@@ -143,9 +148,9 @@ async def test_csv_cells_and_headers_never_run_as_formulas(app, clock, tmp_path:
         out = write_results(j, tmp_path / "r.csv", "csv")
     rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"), newline="")))
     header, line = rows[0], dict(zip(rows[0], rows[1], strict=True))
-    assert "'=HYPERLINK(\"http://x\")" in header and '=HYPERLINK("http://x")' not in header
+    assert '\'=HYPERLINK("http://x")' in header and '=HYPERLINK("http://x")' not in header
     # The number stays whole and readable after the apostrophe that makes it text.
-    assert line["'=HYPERLINK(\"http://x\")"] == "'+213 661 23 45 67"
+    assert line['\'=HYPERLINK("http://x")'] == "'+213 661 23 45 67"
     assert line["note"] == "'-1+1" and line["who"] == "'@SUM(A1)"
     assert line["tab"] == "'\t=1" and line["cr"] == "'\r=1"
     assert line["plain"] == "Amina" and line["phone"] == "0661234567"
@@ -200,7 +205,7 @@ def test_a_run_says_its_last_lines_in_french(tmp_path: Path) -> None:
         main,
         ["run", str(sheet), "--batch", "fr-1", "--emulator", "--emulator-speed", "200", "--yes",
          "--state-dir", str(tmp_path / "state")],
-        env={"BULK_TOPUP_LANG": "fr"},
+        env={"BULK_TOPUP_LANG": "fr", "BULK_TOPUP_TZ": "UTC"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "lignes : FULFILLED 1" in result.output
@@ -208,6 +213,8 @@ def test_a_run_says_its_last_lines_in_french(tmp_path: Path) -> None:
     assert "terminé : toutes les lignes ont été servies" in result.output
     sheets = read(tmp_path / "orders-fr-1-results.xlsx")
     assert "Résultats" in sheets
+    summary = {r[0]: r[1] for r in sheets["Résumé"] if r[0]}
+    assert summary["heures exprimées en"] == "UTC"  # the environment's zone, without an option
 
 
 # --- codes in custody ----------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from . import (
     make_settings,
     run_async,
 )
-from ..i18n import _
 from .reporting import report_options
 from .sheets import print_validation, print_warnings
 
@@ -213,6 +212,7 @@ async def _drive(
 def _report_and_exit(
     journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any, emulated: bool
 ) -> None:
+    from ..i18n import _
     from ..report import sheet_name, write_results
 
     path = write_results(
@@ -227,11 +227,7 @@ def _report_and_exit(
     )
     click.echo(
         _("API calls: {n}").format(n=outcome.api_calls)
-        + (
-            _(", rate limited {n}x").format(n=outcome.rate_limited)
-            if outcome.rate_limited
-            else ""
-        )
+        + (_(", rate limited {n}x").format(n=outcome.rate_limited) if outcome.rate_limited else "")
     )
     cards = [
         (r.sheet_row, c.get("value", ""))

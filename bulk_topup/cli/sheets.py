@@ -257,7 +257,9 @@ def template(out: str, csv_dialect: str, **kw: Any) -> None:
     cat = run_async(go())
     write_template(out, cat)
     click.echo(
-        _("wrote {out}: fill one row per order, then run: bulk-topup validate {out}").format(out=out)
+        _("wrote {out}: fill one row per order, then run: bulk-topup validate {out}").format(
+            out=out
+        )
     )
     if cat.missing:
         click.secho(

@@ -32,7 +32,7 @@ from ..journal import Journal
 from .custody import write_codes
 from .facts import summary
 from .flat import write_csv, write_json
-from .settings import FORMATS, Custody, ReportSettings, output_format
+from .settings import FORMATS, Custody, ReportSettings, from_environment, output_format
 from .xlsx import sheet_name, write_xlsx
 
 __all__ = [
@@ -78,7 +78,10 @@ def _atomically(out: Path, write: Callable[[Path], None]) -> Path:
 
 
 def _write_bytes(out: Path, data: bytes) -> Path:
-    return _atomically(out, lambda tmp: tmp.write_bytes(data))
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return _atomically(out, write)
 
 
 def write_results(
@@ -90,8 +93,9 @@ def write_results(
 ) -> Path:
     """Write the results of `journal` to `out` (atomically, mode 0600) in `fmt`, and, when
     `settings.custody` is set, the card codes to the custody file, encrypted. Returns the
-    results' path. The language is the current one (`i18n.use_language`)."""
-    settings = settings or ReportSettings()
+    results' path. The language is the current one (`i18n.use_language`); without settings,
+    the environment's (`BULK_TOPUP_TZ`)."""
+    settings = settings or from_environment()
     if fmt not in _WRITERS:
         raise ValueError(f"unknown format {fmt!r}")
     out = Path(out)

@@ -73,6 +73,16 @@ class ReportSettings:
         return moment.astimezone(self.tz).replace(tzinfo=None, microsecond=0)
 
 
+def from_environment() -> ReportSettings:
+    """The settings of a caller that passed none: the zone of `BULK_TOPUP_TZ` when it names one
+    (a wrong one is refused where the options are read, never after money moved), codes in the
+    results, the `excel` CSV dialect."""
+    try:
+        return ReportSettings(tz=time_zone(None))
+    except UsageError:
+        return ReportSettings()
+
+
 def time_zone(name: str | None, env: Mapping[str, str] | None = None) -> ZoneInfo:
     """The zone `name`, else `BULK_TOPUP_TZ`, else Africa/Algiers. The IANA database comes from
     the system, or from the `tzdata` package where the system has none."""
@@ -83,8 +93,7 @@ def time_zone(name: str | None, env: Mapping[str, str] | None = None) -> ZoneInf
     except (ZoneInfoNotFoundError, ValueError, IsADirectoryError, OSError):
         raise UsageError(
             _(
-                "{zone!r} is not a time zone; write one such as Africa/Algiers, Europe/Paris "
-                "or UTC"
+                "{zone!r} is not a time zone; write one such as Africa/Algiers, Europe/Paris or UTC"
             ).format(zone=chosen)
         ) from None
 
@@ -150,9 +159,9 @@ def custody(
     path = Path(codes_file)
     if path.suffix.lower() != ".xlsx":
         raise UsageError(
-            _(
-                "the codes file {path} must end in .xlsx: it is an encrypted Excel workbook"
-            ).format(path=codes_file)
+            _("the codes file {path} must end in .xlsx: it is an encrypted Excel workbook").format(
+                path=codes_file
+            )
         )
     if results is not None and path.resolve() == Path(results).resolve():
         raise UsageError(_("the codes file and the results file must be two different files"))
@@ -172,8 +181,7 @@ def output_format(out: str | None, fmt: str | None) -> str:
     if fmt and suffix in FORMATS and suffix != fmt:
         raise UsageError(
             _(
-                "--format {fmt} does not match {out}, whose name says {suffix}; change one of "
-                "them"
+                "--format {fmt} does not match {out}, whose name says {suffix}; change one of them"
             ).format(fmt=fmt, out=out, suffix=suffix)
         )
     if fmt:

@@ -141,8 +141,10 @@ class Table:
             kind = cols[i].kind
             if kind == "date" and isinstance(value, datetime):
                 ws.write_datetime(r, i, value, self.formats[i])
-            elif kind in ("money", "count") and isinstance(value, int | float) and not isinstance(
-                value, bool
+            elif (
+                kind in ("money", "count")
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
             ):
                 ws.write_number(r, i, value, self.formats[i])
             else:

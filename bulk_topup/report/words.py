@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..journal import FINAL, Journal, Row, RowState
 from ..i18n import N_, NP_, _, ngettext, pgettext
+from ..journal import FINAL, Journal, Row, RowState
 from ..sheet import ALIASES
 
 S = RowState
@@ -178,7 +178,9 @@ def describe(row: Row) -> str:
         target = str(p.get("number") or "")
         template = _("{product} to line {target}")
     else:
-        product = " ".join(x for x in (str(p.get("plan_code") or ""), _amount(p.get("amount"))) if x)
+        product = " ".join(
+            x for x in (str(p.get("plan_code") or ""), _amount(p.get("amount"))) if x
+        )
         target = str(p.get("MSSIDN") or "")
         template = _("{product} to {target}")
     if product and target:
@@ -242,9 +244,7 @@ class Columns:
 def error_text(row: Row, columns: Columns) -> str:
     """What went wrong: every error of an invalid row, else the provider's error and message."""
     if row.state == S.INVALID:
-        return " | ".join(
-            columns.problem(p) for p in row.problems if p.get("severity") == "error"
-        )
+        return " | ".join(columns.problem(p) for p in row.problems if p.get("severity") == "error")
     parts = [_(row.error_message) if row.error_message else "", provider_text(row.refund_message)]
     return " | ".join(p for p in parts if p)
 

@@ -222,8 +222,8 @@ def _fill(wb: Any, journal: Journal, settings: ReportSettings) -> None:
     ])  # fmt: skip
     for r, line in retry_rows(journal.iter_rows([S.REFUNDED, S.PARTIALLY_FILLED])):
         cells = dict(r.input)
-        values = [line.get(c) if c in line else cells.get(c) for c in retry_cols]
-        table.append([None if v is None else str(v) for v in [*values, r.sheet_row, r.ref]])
+        line_values = [line.get(c) if c in line else cells.get(c) for c in retry_cols]
+        table.append([None if v is None else str(v) for v in [*line_values, r.sheet_row, r.ref]])
     table.finish()
 
 
