@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench clean i18n
 
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (once; the log is $(VENV)/install.log)"
@@ -33,6 +33,17 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Translations: extract the marked messages, merge them into each language's .po, compile the .mo
+# (the .mo files are committed: an install needs no compiler). Translate the new entries of the
+# .po files, then run it again.
+LOCALE := bulk_topup/locale
+i18n: $(STAMP)
+	@$(BIN)/pybabel extract --no-location --sort-output --no-wrap -k NP_:1c,2 --project bulk_topup \
+		--copyright-holder "bulk_topup" -o $(LOCALE)/bulk_topup.pot bulk_topup
+	@$(BIN)/pybabel update --no-wrap --ignore-obsolete -D bulk_topup \
+		-i $(LOCALE)/bulk_topup.pot -d $(LOCALE)
+	@$(BIN)/pybabel compile --statistics -D bulk_topup -d $(LOCALE)
 
 clean:
 	rm -rf $(VENV) .bulk-topup

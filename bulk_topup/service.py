@@ -31,7 +31,8 @@ from .journal import Journal, Row, RowState, open_batch
 from .models import mask
 from .orders import Validation
 from .plan import validate_sheet
-from .report import default_path, write_results
+from .report import default_path, output_format, write_results
+from .report.settings import ReportSettings
 from .runner import Outcome, Preflight, Runner, exit_code_for
 from .sheet import Sheet
 from .statedir import default_state_dir
@@ -58,6 +59,7 @@ class SheetRun:
     send_edited: bool = False  # rows that pay again someone this batch paid: send them anyway
     allow_repeat: bool = False  # rows another batch paid within the window: send them anyway
     repeat_window: float = REPEAT_WINDOW_DAYS  # days
+    report: ReportSettings | None = None  # language, time zone, CSV dialect, codes in custody
 
 
 class Hooks:
@@ -187,9 +189,9 @@ def _results_path(journal: Journal, sheet: Path | None, batch: str, out: Path | 
     return Path(saved) if saved else default_path(str(sheet) if sheet else None, batch)
 
 
-def write_batch_results(journal: Journal, path: Path) -> Path:
-    fmt = {".json": "json", ".csv": "csv"}.get(path.suffix.lower(), "xlsx")
-    return write_results(journal, path, fmt)
+def write_batch_results(journal: Journal, path: Path, report: ReportSettings | None = None) -> Path:
+    """The results of a batch, in the format its name says (xlsx unless .csv or .json)."""
+    return write_results(journal, path, output_format(str(path), None), settings=report)
 
 
 async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> Outcome:
@@ -283,7 +285,7 @@ async def run_sheet(
             )
             facts = await runner.preflight()
             outcome = await _drive(runner, hooks, facts, "run")
-        path = write_batch_results(journal, result_path)
+        path = write_batch_results(journal, result_path, request.report)
         return _result(journal, settings, request.batch, outcome, path, facts)
     finally:
         empty = created and journal.row_count() == 0
@@ -299,6 +301,7 @@ async def resume_batch(
     options: RunOptions,
     hooks: Hooks | None = None,
     out: Path | None = None,
+    report: ReportSettings | None = None,
 ) -> BatchResult:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
     hooks = hooks or Hooks()
@@ -315,13 +318,15 @@ async def resume_batch(
             runner = Runner(journal, client, settings.clock, options, history=history)
             facts = await runner.preflight()
             outcome = await _drive(runner, hooks, facts, "resume")
-        path = write_batch_results(journal, result_path)
+        path = write_batch_results(journal, result_path, report)
         return _result(journal, settings, batch, outcome, path, facts)
     finally:
         journal.close()
 
 
-async def reconcile_batch(settings: Settings, batch: str, rate: float) -> BatchResult:
+async def reconcile_batch(
+    settings: Settings, batch: str, rate: float, report: ReportSettings | None = None
+) -> BatchResult:
     """Re-check every row of `batch` that is not final and refresh its results."""
     journal = open_batch(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
@@ -334,7 +339,7 @@ async def reconcile_batch(settings: Settings, batch: str, rate: float) -> BatchR
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
             runner = Runner(journal, client, settings.clock, RunOptions(rate=rate), history=history)
             outcome = await runner.reconcile()
-        path = write_batch_results(journal, _results_path(journal, None, batch, None))
+        path = write_batch_results(journal, _results_path(journal, None, batch, None), report)
         return _result(journal, settings, batch, outcome, path)
     finally:
         journal.close()

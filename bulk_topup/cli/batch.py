@@ -27,6 +27,7 @@ from . import (
     make_settings,
     run_async,
 )
+from .reporting import echo_written, report_options, report_settings
 from .sheets import print_validation, print_warnings
 
 
@@ -278,45 +279,67 @@ def _drive(call: Any, hooks: CliHooks) -> Any:
         hooks.close()
 
 
-def _report(result: Any, emulated: bool) -> None:
+def _report(result: Any, emulated: bool, report: Any = None) -> None:
     """The end of a run, resume or reconcile, in words; then the exit code."""
+    from ..i18n import _
+    from ..report import sheet_name
+
     outcome = result.outcome
     click.echo("")
-    click.echo("rows: " + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
+    click.echo(
+        _("rows: {counts}").format(
+            counts=", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+        )
+    )
     if outcome is not None:
         click.echo(
-            f"API calls: {outcome.api_calls}"
-            + (f", rate limited {outcome.rate_limited}x" if outcome.rate_limited else "")
+            _("API calls: {n}").format(n=outcome.api_calls)
+            + (
+                _(", rate limited {n}x").format(n=outcome.rate_limited)
+                if outcome.rate_limited
+                else ""
+            )
         )
     if result.cards:
-        more = f" and {result.cards - 5} more" if result.cards > 5 else ""
+        shown = ", ".join(result.cards_shown)
+        more = _(" and {n} more").format(n=result.cards - 5) if result.cards > 5 else ""
         click.echo(
-            f"gift cards delivered: {result.cards} ({', '.join(result.cards_shown)}{more}); "
-            f"the codes are in the results file only"
+            _(
+                "gift cards delivered: {n} ({shown}{more}); the codes are in the results file only"
+            ).format(n=result.cards, shown=shown, more=more)
         )
     if result.results is not None:
-        click.echo(f"results: {result.results}")
+        if report is not None:
+            echo_written(result.results, report)
+        else:
+            click.echo(_("results: {path}").format(path=result.results))
     if result.stop_reason:
-        click.secho(f"stopped: {result.stop_reason}", fg="yellow")
+        click.secho(_("stopped: {reason}").format(reason=result.stop_reason), fg="yellow")
     code = result.exit_code
     if code == EXIT_NOT_FINAL:
         resume, reconcile = result.next_steps
         click.secho(
-            f"some rows are not final yet; continue with:\n  {resume}\n  (or later: {reconcile})",
+            _(
+                "some rows are not final yet; continue with:\n  {resume}\n  (or later: {reconcile})"
+            ).format(resume=resume, reconcile=reconcile),
             fg="yellow",
         )
         if emulated:
             click.echo(
-                "note: the built-in emulator lives for one command only; resume and reconcile "
-                "need the real API or a served emulator (bulk-topup emulator)"
+                _(
+                    "note: the built-in emulator lives for one command only; resume and "
+                    "reconcile need the real API or a served emulator (bulk-topup emulator)"
+                )
             )
     elif code == EXIT_FAILED_ROWS:
         click.secho(
-            "finished; some rows failed: see 'Needs attention' and 'Retry' in the results",
+            _("finished; some rows failed: see '{attention}' and '{retry}' in the results").format(
+                attention=sheet_name("attention"), retry=sheet_name("retry")
+            ),
             fg="yellow",
         )
     elif code == EXIT_OK:
-        click.secho("finished: every row fulfilled", fg="green")
+        click.secho(_("finished: every row fulfilled"), fg="green")
     sys.exit(code)
 
 
@@ -357,6 +380,7 @@ def _report(result: Any, emulated: bool) -> None:
     help="Days in which a payment of another batch counts as a repeat.",
 )
 @run_options
+@report_options
 @api_options
 @handle_errors
 def run(
@@ -380,6 +404,7 @@ def run(
     """Validate SHEET, confirm, submit, poll to the end and write the results."""
     from ..service import SheetRun, run_sheet
 
+    report = report_settings(kw, out=out)  # a wrong zone or a missing password: before anything
     settings = make_settings(kw)
     request = SheetRun(
         sheet=Path(sheet),
@@ -392,13 +417,14 @@ def run(
         send_edited=send_edited_rows,
         allow_repeat=allow_repeat,
         repeat_window=repeat_window,
+        report=report,
     )
     if dry_run:
         _dry_run(settings, request)
         return
     hooks = CliHooks(yes, "run")
     result = _drive(lambda h: run_sheet(settings, request, h), hooks)
-    _report(result, settings.emulated)
+    _report(result, settings.emulated, report)
 
 
 def _dry_run(settings: Any, request: Any) -> None:
@@ -449,6 +475,7 @@ def _dry_run(settings: Any, request: Any) -> None:
 @main.command()
 @click.option("--batch", required=True, help="The batch key given to run.")
 @run_options
+@report_options
 @api_options
 @handle_errors
 def resume(
@@ -463,13 +490,15 @@ def resume(
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
     from ..service import resume_batch
 
+    report = report_settings(kw, out=out)
     settings = make_settings(kw)
     options = _options(rate, concurrency, None, resend_uncertain_gifts)
     hooks = CliHooks(yes, "resume")
     result = _drive(
-        lambda h: resume_batch(settings, batch, options, h, Path(out) if out else None), hooks
+        lambda h: resume_batch(settings, batch, options, h, Path(out) if out else None, report),
+        hooks,
     )
-    _report(result, settings.emulated)
+    _report(result, settings.emulated, report)
 
 
 @main.command()
@@ -487,6 +516,7 @@ def resume(
     show_default=True,
     help="API calls per second, all calls together.",
 )
+@report_options
 @api_options
 @handle_errors
 def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
@@ -496,6 +526,7 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
 
     if bool(batch) == bool(all_):
         raise UsageError("give --batch KEY or --all")
+    report = report_settings(kw)
     settings = make_settings(kw)
     keys = [batch] if batch else batches_needing_reconcile(settings.state_dir)
     if all_ and not keys:
@@ -503,7 +534,7 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
     codes = []
     for key in keys:
         try:
-            result = run_async(reconcile_batch(settings, key, rate))
+            result = run_async(reconcile_batch(settings, key, rate, report))
         except BatchLockedError as e:
             click.secho(f"{key}: skipped: {e.message}", fg="yellow")
             codes.append(EXIT_LOCKED)
@@ -568,28 +599,42 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
 
 
 @main.command()
-@click.option("--batch", required=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None)
+@click.option("--batch", required=True, help="The batch key given to run.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["xlsx", "csv", "json"]), default="xlsx", show_default=True
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Results file; its extension (.xlsx, .csv, .json) says the format (default: the "
+    "batch's results file).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["xlsx", "csv", "json"]),
+    default=None,
+    help="Format of the results, when --out's extension does not say it (default xlsx).",
+)
+@report_options
 @state_dir_option
 @handle_errors
-def report(batch: str, out: str | None, fmt: str, state_dir: str) -> None:
+def report(batch: str, out: str | None, fmt: str | None, state_dir: str, **kw: Any) -> None:
     """Rebuild the results of a batch from its journal (no API call)."""
     from pathlib import Path
 
     from ..journal import open_batch
-    from ..report import default_path, write_results
+    from ..report import default_path, output_format, write_results
+    from .reporting import echo_written, report_settings
 
+    fmt = output_format(out, fmt)
     with open_batch(Path(state_dir), batch, now=lambda: "", lock=False, create=False) as journal:
         if out is None:
             saved = journal.get_meta("out")
             target = Path(saved).with_suffix(f".{fmt}") if saved else default_path(None, batch, fmt)
         else:
             target = Path(out)
-        path = write_results(journal, target, fmt)
-    click.echo(f"wrote {path}")
+        settings = report_settings(kw, target)
+        path = write_results(journal, target, fmt, settings=settings)
+    echo_written(path, settings)
 
 
 @main.command()

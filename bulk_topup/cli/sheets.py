@@ -19,6 +19,7 @@ from . import (
     make_settings,
     run_async,
 )
+from .reporting import csv_dialect_option, language_option
 
 
 @main.command()
@@ -216,13 +217,37 @@ def catalog(what: str, fmt: str, refresh: bool, **kw: Any) -> None:
 
 @main.command()
 @click.argument("out", type=click.Path(dir_okay=False))
+@csv_dialect_option
+@language_option
 @api_options
 @handle_errors
-def template(out: str, **kw: Any) -> None:
-    """Write an empty order sheet OUT.xlsx with drop-down lists from the catalog."""
-    from ..catalog import load_catalog
-    from ..template import write_template
+def template(out: str, csv_dialect: str, **kw: Any) -> None:
+    """Write an empty order sheet OUT: .xlsx with drop-down lists from the catalog, or .csv with
+    the header line alone."""
+    from pathlib import Path
 
+    from ..catalog import load_catalog
+    from ..errors import UsageError
+    from ..i18n import _
+    from ..report.settings import csv_dialect as dialect_named
+    from ..template import write_csv_template, write_template
+
+    suffix = Path(out).suffix.lower()
+    if suffix == ".csv":
+        write_csv_template(out, dialect_named(csv_dialect).delimiter)
+        click.echo(
+            _("wrote {out}: fill one row per order, then run: bulk-topup validate {out}").format(
+                out=out
+            )
+        )
+        return
+    if suffix != ".xlsx":
+        raise UsageError(
+            _(
+                "a template is written as .xlsx (with drop-down lists) or .csv; {out} ends in "
+                "neither"
+            ).format(out=out)
+        )
     settings = make_settings(kw)
 
     async def go() -> Any:
@@ -231,8 +256,15 @@ def template(out: str, **kw: Any) -> None:
 
     cat = run_async(go())
     write_template(out, cat)
-    click.echo(f"wrote {out}: fill one row per order, then run: bulk-topup validate {out}")
+    click.echo(
+        _("wrote {out}: fill one row per order, then run: bulk-topup validate {out}").format(
+            out=out
+        )
+    )
     if cat.missing:
         click.secho(
-            f"note: no catalog for {', '.join(cat.missing)}: those lists are empty", fg="yellow"
+            _("note: no catalog for {parts}: those lists are empty").format(
+                parts=", ".join(cat.missing)
+            ),
+            fg="yellow",
         )
