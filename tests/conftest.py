@@ -25,6 +25,16 @@ async def no_wait(seconds: float) -> None:
     """Retry sleeps in tests take no time."""
 
 
+@pytest.fixture(autouse=True)
+def own_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads the developer's own approval keys, policy or notification address."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("BULK_TOPUP_CONFIG_DIR", str(folder))
+    monkeypatch.delenv("BULK_TOPUP_POLICY", raising=False)
+    monkeypatch.delenv("BULK_TOPUP_NOTIFY", raising=False)
+    return folder
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -149,4 +149,4 @@ def run_async(coro: Any) -> Any:
 
 
 # The commands live in modules of their own; importing them registers them on `main`.
-from . import batch, serve, sheets  # noqa: E402, F401
+from . import approvals, batch, serve, sheets  # noqa: E402, F401

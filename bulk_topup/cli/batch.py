@@ -22,6 +22,7 @@ from . import (
     make_settings,
     run_async,
 )
+from .approvals import notify_option, plan_option, policy_option, tell, tells_refusal
 from .sheets import print_validation, print_warnings
 
 
@@ -209,7 +210,13 @@ async def _drive(
 
 
 def _report_and_exit(
-    journal: Any, outcome: Any, out: Any, batch: str, state_dir: Any, emulated: bool
+    journal: Any,
+    outcome: Any,
+    out: Any,
+    batch: str,
+    state_dir: Any,
+    emulated: bool,
+    notify: tuple[str | None, str, str] = (None, "run", ""),  # (url, command, api key)
 ) -> None:
     from ..report import write_results
 
@@ -263,6 +270,11 @@ def _report_and_exit(
         )
     elif code == EXIT_OK:
         click.secho("finished: every row fulfilled", fg="green")
+    from ..notify import news_from_journal
+
+    url, command, secret = notify
+    tell(url, news_from_journal(journal, command=command, exit_code=code, results=str(path),
+                                stop_reason=outcome.stop_reason), [secret])  # fmt: skip
     sys.exit(code)
 
 
@@ -283,9 +295,13 @@ def _report_and_exit(
     default=None,
     help="Refuse to start if this run's face value exceeds this many DA.",
 )
+@plan_option
+@policy_option
+@notify_option
 @run_options
 @api_options
 @handle_errors
+@tells_refusal("run")
 def run(
     sheet: str,
     batch: str,
@@ -299,6 +315,9 @@ def run(
     concurrency: int,
     yes: bool,
     resend_uncertain_gifts: bool,
+    plan_file: str | None,
+    policy: str | None,
+    notify: str | None,
     **kw: Any,
 ) -> None:
     """Validate SHEET, confirm, submit, poll to the end and write the results."""
@@ -306,18 +325,22 @@ def run(
     import json
     from pathlib import Path
 
+    from ..approval import authorise_run, record_authorisation
     from ..clock import iso
     from ..errors import InvalidRowsError
     from ..journal import open_batch
     from ..plan import validate_sheet
+    from ..policy import load_policy
     from ..report import default_path
     from ..throttle import AdaptiveThrottle
 
     settings = make_settings(kw)
     options = _options(rate, concurrency, max_total, resend_uncertain_gifts)
     now = lambda: iso(settings.clock.wall())  # noqa: E731
+    rules = load_policy(policy)
     if dry_run:
-        _dry_run(settings, sheet, batch, sheet_name, allow_duplicates, skip_invalid, options)
+        _dry_run(settings, sheet, batch, sheet_name, allow_duplicates, skip_invalid, options,
+                 plan_file, rules)  # fmt: skip
         return
     # The lock comes first: a second run of the batch stops here, before any API call.
     journal = open_batch(settings.state_dir, batch, now=now)
@@ -347,7 +370,14 @@ def run(
                         )
                 else:
                     print_warnings(validation)
+                # Before any API call that sends: the approved plan and the policy's caps.
+                authorised = await authorise_run(
+                    client, plan_path=plan_file, policy=rules, sheet_path=sheet,
+                    validation=validation, batch=batch, api_url=settings.api_url,
+                    state_dir=settings.state_dir, now=settings.clock.wall(),
+                )  # fmt: skip
                 journal.sync_orders(validation.orders)
+                record_authorisation(journal, authorised)
                 digest = hashlib.sha256(Path(sheet).read_bytes()).hexdigest()[:16]
                 journal.set_meta(
                     sheet=str(Path(sheet).resolve()),
@@ -363,8 +393,9 @@ def run(
 
         outcome = run_async(go())
         _report_and_exit(
-            journal, outcome, result_path, batch, settings.state_dir, settings.emulated
-        )
+            journal, outcome, result_path, batch, settings.state_dir, settings.emulated,
+            (notify, "run", settings.api_key),
+        )  # fmt: skip
     finally:
         empty = created and not journal.counts()
         journal.close()
@@ -381,7 +412,10 @@ def _dry_run(
     allow_duplicates: bool,
     skip_invalid: bool,
     options: Any,
+    plan_file: str | None = None,
+    rules: Any = None,
 ) -> None:
+    from ..approval import authorise_run
     from ..errors import RefusedError
     from ..plan import validate_sheet
 
@@ -396,6 +430,12 @@ def _dry_run(
                 sheet_name=sheet_name,
                 allow_duplicates=allow_duplicates,
             )
+            if not validation.invalid or skip_invalid:
+                await authorise_run(
+                    client, plan_path=plan_file, policy=rules, sheet_path=sheet,
+                    validation=validation, batch=batch, api_url=settings.api_url,
+                    state_dir=settings.state_dir, now=settings.clock.wall(),
+                )  # fmt: skip
             key = await client.validate_key()
             return read, validation, key, await client.balance()
 
@@ -420,9 +460,12 @@ def _dry_run(
 
 @main.command()
 @click.option("--batch", required=True, help="The batch key given to run.")
+@policy_option
+@notify_option
 @run_options
 @api_options
 @handle_errors
+@tells_refusal("resume")
 def resume(
     batch: str,
     out: str | None,
@@ -430,23 +473,29 @@ def resume(
     concurrency: int,
     yes: bool,
     resend_uncertain_gifts: bool,
+    policy: str | None,
+    notify: str | None,
     **kw: Any,
 ) -> None:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
     from pathlib import Path
 
+    from ..approval import check_resume
     from ..clock import iso
     from ..journal import open_batch
+    from ..policy import load_policy
     from ..report import default_path
     from ..throttle import AdaptiveThrottle
 
     settings = make_settings(kw)
     options = _options(rate, concurrency, None, resend_uncertain_gifts)
+    rules = load_policy(policy)
     journal = open_batch(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
     )
     try:
         _same_api(journal, settings.api_url)
+        check_resume(journal, rules)
         result_path = Path(out or journal.get_meta("out") or default_path(None, batch))
 
         async def go() -> Any:
@@ -455,8 +504,9 @@ def resume(
 
         outcome = run_async(go())
         _report_and_exit(
-            journal, outcome, result_path, batch, settings.state_dir, settings.emulated
-        )
+            journal, outcome, result_path, batch, settings.state_dir, settings.emulated,
+            (notify, "resume", settings.api_key),
+        )  # fmt: skip
     finally:
         journal.close()
 
@@ -465,15 +515,18 @@ def resume(
 @click.option("--batch", default=None, help="The batch to re-check.")
 @click.option("--all", "all_", is_flag=True, help="Every batch in the state dir.")
 @click.option("--rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@notify_option
 @api_options
 @handle_errors
-def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
+@tells_refusal("reconcile")
+def reconcile(batch: str | None, all_: bool, rate: float, notify: str | None, **kw: Any) -> None:
     """Re-check every row that is not final and refresh the results (a daily cron job)."""
     from pathlib import Path
 
     from ..clock import iso
     from ..errors import BatchLockedError, BulkTopupError, UsageError
     from ..journal import list_batches, open_batch
+    from ..notify import news_from_journal, worth_telling
     from ..report import default_path, write_results
     from ..runner import Runner, RunOptions
     from ..throttle import AdaptiveThrottle
@@ -500,6 +553,8 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
                 codes.append(e.exit_code)
                 continue
 
+            before = journal.counts()
+
             async def go(journal: Any = journal) -> Any:
                 async with settings.client(throttle=AdaptiveThrottle(rate)) as client:
                     return await Runner(
@@ -511,6 +566,10 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.counts.items()))
             click.echo(f"{key}: {counts}; results: {path}")
             codes.append(outcome.exit_code)
+            if worth_telling(before, outcome.counts, outcome.exit_code):
+                tell(notify, news_from_journal(journal, command="reconcile", results=str(path),
+                     exit_code=outcome.exit_code, stop_reason=outcome.stop_reason),
+                     [settings.api_key])  # fmt: skip
         finally:
             journal.close()
     sys.exit(max(codes, default=EXIT_OK))
