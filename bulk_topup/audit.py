@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +65,11 @@ class AuditReport:
     per_state: dict[str, dict[str, float]] = field(default_factory=dict)  # rows, debited
     sent: int = 0  # rows the events show sent at least once
     disagreements: list[str] = field(default_factory=list)
+    head_missing: str | None = None  # a head noted earlier that the chain no longer holds
 
     @property
     def intact(self) -> bool:
-        return self.chain_break is None and not self.disagreements
+        return self.chain_break is None and not self.disagreements and not self.head_missing
 
 
 @dataclass
@@ -83,8 +85,12 @@ class _Record:
     sent: bool = False
 
 
-def audit_batch(state_dir: Path, batch: str) -> AuditReport:
-    """Verify the chain and the rows of `batch`. Raises UsageError for an unknown batch."""
+def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> AuditReport:
+    """Verify the chain and the rows of `batch`; with `expect_head` (a chain head noted earlier,
+    e.g. from a notification, at least 8 hex digits), also that the chain still holds it, which
+    shows events cut off the end. Raises UsageError for an unknown batch or a malformed head."""
+    if expect_head is not None and not re.fullmatch(r"[0-9a-fA-F]{8,64}", expect_head):
+        raise UsageError(f"{expect_head!r} is not a chain head: give 8 to 64 hex digits")
     path = batch_path(state_dir, batch)
     if not path.exists():
         raise UsageError(
@@ -108,6 +114,8 @@ def audit_batch(state_dir: Path, batch: str) -> AuditReport:
         db.close()
     report = AuditReport(batch, path, events=len(events))
     _verify_chain(events, report, {r["idx"]: r["sheet_row"] for r in rows})
+    if expect_head and not any((e["hash"] or "").startswith(expect_head.lower()) for e in events):
+        report.head_missing = expect_head.lower()
     _people(events, report)
     records = _replay(events, rows, report)
     _compare(records, rows, report)

@@ -49,6 +49,7 @@ class BatchNews:
     stop_reason: str | None = None
     environment: str | None = None
     problem: str | None = None  # why it did not start, when it did not
+    chain_head: str | None = None  # the journal's last event hash: `audit --head` checks it
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,13 @@ def news_from_journal(
         results=results,
         stop_reason=stop_reason,
         environment=journal.get_meta("environment"),
+        chain_head=_head(journal),
     )
+
+
+def _head(journal: Any) -> str | None:
+    last = journal.db.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    return last[0][:16] if last and last[0] else None
 
 
 def worth_telling(before: dict[str, int], after: dict[str, int], exit_code: int) -> bool:
@@ -107,6 +114,11 @@ def compose(news: BatchNews) -> tuple[str, str]:
         lines.append(f"stopped: {news.stop_reason}")
     if news.results:
         lines.append(f"results: {news.results}")
+    if news.chain_head:
+        lines.append(
+            f"journal head: {news.chain_head} (bulk-topup audit --batch {news.batch} "
+            f"--head {news.chain_head} checks the record still ends there or later)"
+        )
     if news.exit_code == 5:
         lines.append(f"next: bulk-topup resume --batch {news.batch} (or reconcile later)")
     elif news.exit_code == 4:

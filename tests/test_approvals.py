@@ -506,3 +506,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_the_readme_policy_is_a_valid_policy(tmp_path: Path) -> None:
+    from bulk_topup.policy import parse_policy
+
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    policy = parse_policy(example, tmp_path / "policy.toml")
+    assert sorted(policy.approvers) == ["karim", "nadia", "yacine"]
+    assert (policy.required, policy.self_approval, policy.price_tolerance) == (1, False, 2.0)
+    assert policy.approvals_needed(500_000) == 1 and policy.approvals_needed(500_001) == 2
+    assert (policy.per_run, policy.per_recipient) == (2_000_000, 20_000)
+    assert (policy.per_period, policy.period_days) == (10_000_000, 30)

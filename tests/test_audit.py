@@ -196,3 +196,27 @@ def test_audit_after_an_approved_run_names_the_people(tmp_path: Path) -> None:
 def test_audit_of_an_unknown_batch(tmp_path: Path) -> None:
     result = audit(tmp_path, "nope")
     assert result.exit_code == 2 and "there is no batch 'nope'" in result.output
+
+
+@pytest.mark.anyio
+async def test_a_noted_head_shows_events_cut_off_the_end(kit: Kit, ran: Path) -> None:
+    db = sqlite3.connect(ran)
+    (last_id, head), (_, before) = db.execute(
+        "SELECT id, hash FROM events ORDER BY id DESC LIMIT 2"
+    ).fetchall()
+    db.close()
+    ok = CliRunner().invoke(main, ["audit", "--batch", "b", "--state-dir", str(kit.state),
+                                   "--head", head[:16]])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    # The last event cut off: the chain that is left verifies, the noted head is gone.
+    tamper(ran, f"DELETE FROM events WHERE id = {last_id}")
+    cut = audit_batch(kit.state, "b", expect_head=head[:16])
+    assert cut.chain_break is None and cut.head_missing == head[:16]
+    result = CliRunner().invoke(main, ["audit", "--batch", "b", "--state-dir", str(kit.state),
+                                       "--head", head[:16]])  # fmt: skip
+    assert result.exit_code == 1
+    assert f"the head {head[:16]} noted earlier is not in it" in result.output
+    assert audit_batch(kit.state, "b", expect_head=before[:12]).head_missing is None
+    bad = CliRunner().invoke(main, ["audit", "--batch", "b", "--state-dir", str(kit.state),
+                                    "--head", "xyz"])  # fmt: skip
+    assert bad.exit_code == 2 and "is not a chain head" in bad.output

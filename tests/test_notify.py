@@ -101,6 +101,10 @@ def test_a_run_that_stops_tells_the_hook(hook: Hook, tmp_path: Path) -> None:
     assert "amounts: 12,280.00 DA face value, 10,914.00 DA debited, 1,192.50 DA refunded" in body
     assert f"results: {out}" in body
     assert "next: bulk-topup resume --batch pay-11" in body
+    db = sqlite3.connect(next((state / "batches").glob("*.sqlite")))
+    head = db.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()[0]
+    db.close()
+    assert f"journal head: {head[:16]} (bulk-topup audit --batch pay-11 --head {head[:16]}" in body
     # Cash and keys stay out of it.
     codes = cards_in(state)
     assert len(codes) == 7  # 5 gift cards and 2 internet cards were delivered...

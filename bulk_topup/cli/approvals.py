@@ -325,9 +325,12 @@ def keys_list() -> None:
 @click.option("--batch", required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
+@click.option("--head", "expect_head", default=None, metavar="HEX",
+              help="A chain head noted earlier (audit, or a notification): check it is still "
+              "in the chain, so events cut off the end are seen.")  # fmt: skip
 @state_dir_option
 @handle_errors
-def audit(batch: str, fmt: str, state_dir: str | None) -> None:
+def audit(batch: str, fmt: str, expect_head: str | None, state_dir: str | None) -> None:
     """Verify a batch's hash-chained record, say who prepared, approved and ran it, what was sent
     and what became of it, and whether the rows table agrees with the events. Exit 0 when intact,
     1 when the journal was altered."""
@@ -338,7 +341,7 @@ def audit(batch: str, fmt: str, state_dir: str | None) -> None:
     from ..audit import audit_batch
     from ..config import DEFAULT_STATE_DIR
 
-    report = audit_batch(Path(state_dir or DEFAULT_STATE_DIR), batch)
+    report = audit_batch(Path(state_dir or DEFAULT_STATE_DIR), batch, expect_head)
     if fmt == "json":
         data = dataclasses.asdict(report)
         data.update(path=str(report.path), intact=report.intact)
@@ -362,6 +365,9 @@ def audit(batch: str, fmt: str, state_dir: str | None) -> None:
             fg="red",
             bold=True,
         )
+    if report.head_missing:
+        click.secho(f"hash chain: the head {report.head_missing} noted earlier is not in it: "
+                    f"events were cut off the end or rewritten", fg="red", bold=True)  # fmt: skip
     for who in report.people:
         click.echo(f"{who.what}: {who.who} at {who.at} ({who.detail})")
     if not report.people:
