@@ -25,6 +25,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .errors import UsageError
 from .journal import GENESIS, batch_path, event_hash
@@ -97,7 +98,7 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
             f"there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
             f"--state-dir says where to look)"
         )
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .clock import parse_iso
 from .errors import UsageError
@@ -223,19 +224,20 @@ class Spend:
     face_value: float
 
 
-def spent_since(state_dir: Path, since: datetime) -> tuple[float, dict[str, set[str]]]:
+def spent_since(state_dir: Path, since: datetime) -> tuple[float, dict[str, set[str]], list[Path]]:
     """Face value sent since `since` across every batch of the state dir (journals opened
-    read-only), and the refs already spent per batch key (so a resumed batch is not counted
-    twice)."""
-    from .journal import list_batches
-
+    read-only), the refs already spent per batch key (so a resumed batch is not counted twice),
+    and the journals that could not be read (a cap that cannot be counted is not passed)."""
     total = 0.0
     refs: dict[str, set[str]] = defaultdict(set)
+    unreadable: list[Path] = []
     marks = ",".join("?" * len(SPENT_STATES))
-    for key, path, _, _ in list_batches(state_dir):
+    folder = state_dir / "batches"
+    for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
             try:
+                meta = db.execute("SELECT value FROM meta WHERE key = 'batch'").fetchone()
                 rows = db.execute(
                     f"SELECT ref, face_value, sent_at FROM rows WHERE state IN ({marks})",
                     SPENT_STATES,
@@ -243,7 +245,9 @@ def spent_since(state_dir: Path, since: datetime) -> tuple[float, dict[str, set[
             finally:
                 db.close()
         except sqlite3.Error:
-            continue  # not a journal of ours: list_batches skips those too
+            unreadable.append(path)
+            continue
+        key = meta[0] if meta else path.stem
         for ref, face, sent_at in rows:
             if ref:
                 refs[key].add(ref)
@@ -253,7 +257,7 @@ def spent_since(state_dir: Path, since: datetime) -> tuple[float, dict[str, set[
                 when = None
             if when is None or when >= since:  # an unknown send time is counted, not forgiven
                 total += face or 0.0
-    return round(total, 2), refs
+    return round(total, 2), refs, unreadable
 
 
 def cap_problems(
@@ -288,8 +292,13 @@ def cap_problems(
             found.append(f"and {len(over) - 3} more recipients over the cap")
     if policy.per_period is not None:
         since = now - timedelta(days=policy.period_days)
-        already, refs = spent_since(state_dir, since)
+        already, refs, unreadable = spent_since(state_dir, since)
         sent_here = refs.get(batch, set())
+        for path in unreadable:
+            found.append(
+                f"the journal {path} cannot be read, so what was sent in the last "
+                f"{policy.period_days} days cannot be counted against the policy's cap"
+            )
         new = round(sum(r.face_value for r in rows if r.ref not in sent_here), 2)
         if already + new > policy.per_period:
             found.append(

@@ -335,7 +335,8 @@ def test_two_approvals_required_and_one_given_is_refused(desk: Desk, sheet: Path
                                               "above = 2000\nrequired = 2\n")  # fmt: skip
     plan, _ = desk.plan(sheet)
     desk.approve(plan, "bob")
-    desk.approve(plan, "bob")  # the same approver twice is still one approval
+    sig = Path(str(plan) + ".sig")
+    sig.write_text(sig.read_text() * 2)  # the same approval twice is still one approval
     refused(
         desk.run(sheet, plan, policy),
         "the plan has 1 valid approval (bob) and the policy needs 2 for 2,200.00 DA",
@@ -519,3 +520,17 @@ def test_the_readme_policy_is_a_valid_policy(tmp_path: Path) -> None:
     assert policy.approvals_needed(500_000) == 1 and policy.approvals_needed(500_001) == 2
     assert (policy.per_run, policy.per_recipient) == (2_000_000, 20_000)
     assert (policy.per_period, policy.period_days) == (10_000_000, 30)
+
+
+def test_a_period_cap_counts_every_journal_or_refuses(desk: Desk, sheet: Path) -> None:
+    desk.state = str(desk.tmp / "state #1")  # a '#' must not hide the journals from the count
+    caps = "[approval]\nrequired = 0\n[caps]\nper_period = 3000\n"
+    policy = desk.policy("bob", body=caps)
+    assert desk.run(sheet, None, policy, batch="first").exit_code == 0
+    refused(desk.run(sheet, None, policy, batch="second"),
+            "2,200.00 DA were sent in the last 30 days and this run adds 2,200.00 DA")  # fmt: skip
+    junk = Path(desk.state) / "batches" / "junk.sqlite"
+    junk.write_bytes(b"not a journal" * 100)
+    roomy = desk.policy("bob", body="[approval]\nrequired = 0\n[caps]\nper_period = 9000\n")
+    refused(desk.run(sheet, None, roomy, batch="third"),
+            f"the journal {junk} cannot be read, so what was sent in the last 30 days")  # fmt: skip
