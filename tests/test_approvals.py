@@ -534,3 +534,35 @@ def test_a_period_cap_counts_every_journal_or_refuses(desk: Desk, sheet: Path) -
     roomy = desk.policy("bob", body="[approval]\nrequired = 0\n[caps]\nper_period = 9000\n")
     refused(desk.run(sheet, None, roomy, batch="third"),
             f"the journal {junk} cannot be read, so what was sent in the last 30 days")  # fmt: skip
+
+
+def test_the_plan_form_and_the_signed_message_are_pinned() -> None:
+    """Golden: a change here would make every plan already written or signed unreadable."""
+    from bulk_topup.planfile import digest_of, encode
+    from bulk_topup.signing import signed_message
+
+    data = {
+        "format": "bulk_topup.plan.v1",
+        "batch": "b",
+        "rows": [
+            {"ref": "b-1", "amount": 500, "label": "📱 PREPAID"},
+            {"ref": "b-2", "amount": None},
+        ],
+        "skipped": [],
+        "totals": {"face_value": 500.0},
+    }
+    raw = encode(data)
+    assert raw == (
+        b'{\n"batch":"b",\n"format":"bulk_topup.plan.v1",\n"rows":[\n'
+        b'{"amount":500,"label":"\xf0\x9f\x93\xb1 PREPAID","ref":"b-1"},\n'
+        b'{"amount":null,"ref":"b-2"}\n],\n"skipped":[],\n"totals":{"face_value":500.0}\n}\n'
+    )
+    assert json.loads(raw) == data
+    sha = hashlib.sha256(raw).hexdigest()
+    assert sha == "4740144e6643f86fd3a0008aae94f4fa9a5ff9d1aa795af282e513ed457ffe5e"
+    assert digest_of(sha) == "4740 144E 6643 F86F"
+    assert signed_message("ab" * 32, "ed25519:AAAA", "2026-11-01T08:00:00.000Z") == (
+        b'["bulk_topup.approval.v1","'
+        + b"ab" * 32
+        + b'","ed25519:AAAA","2026-11-01T08:00:00.000Z"]'
+    )
