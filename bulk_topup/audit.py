@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,10 @@ class _Record:
 def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> AuditReport:
     """Verify the chain and the rows of `batch`; with `expect_head` (a chain head noted earlier,
     e.g. from a notification, at least 8 hex digits), also that the chain still holds it, which
-    shows events cut off the end. Raises UsageError for an unknown batch or a malformed head."""
+    shows events cut off the end. Raises UsageError for an unknown batch or a malformed head.
+
+    One pass over the events and one over the rows, read from cursors: a 100,000-row batch is
+    never all in memory, only each row's replayed record."""
     if expect_head is not None and not re.fullmatch(r"[0-9a-fA-F]{8,64}", expect_head):
         raise UsageError(f"{expect_head!r} is not a chain head: give 8 to 64 hex digits")
     path = batch_path(state_dir, batch)
@@ -98,6 +102,8 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
             f"there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
             f"--state-dir says where to look)"
         )
+    report = AuditReport(batch, path)
+    replay: _Replay | None = None
     db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:
@@ -107,20 +113,32 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
                 f"the journal of {batch!r} predates the hash chain (journal version {version}); "
                 f"any command that opens it (bulk-topup status) chains its events first"
             )
-        events = [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
-        rows = [dict(r) for r in db.execute("SELECT * FROM rows ORDER BY idx")]
+        layout = {
+            i: (ref, row) for i, ref, row in db.execute("SELECT idx, ref, sheet_row FROM rows")
+        }
+        chain, replay = _Chain(report), _Replay(report, {i: ref for i, (ref, _) in layout.items()})
+        head_seen = expect_head is None
+        for event in db.execute("SELECT * FROM events ORDER BY id"):
+            e = dict(event)
+            report.events += 1
+            chain.step(e)
+            head_seen = head_seen or (e["hash"] or "").startswith(str(expect_head).lower())
+            _person(e, report)
+            replay.step(e)
+        if not head_seen:
+            report.head_missing = str(expect_head).lower()
+        if chain.first is not None:
+            sheet_rows = {i: row for i, (_, row) in layout.items()}
+            first, why = chain.first
+            report.chain_break = Break(first["id"], first["at"], describe_event(first, sheet_rows),
+                                       why)  # fmt: skip
+        _compare(replay.records, (dict(r) for r in db.execute("SELECT * FROM rows ORDER BY idx")),
+                 report)  # fmt: skip
     except sqlite3.Error as e:
         raise UsageError(f"{path} cannot be read as a journal ({e})") from None
     finally:
         db.close()
-    report = AuditReport(batch, path, events=len(events))
-    _verify_chain(events, report, {r["idx"]: r["sheet_row"] for r in rows})
-    if expect_head and not any((e["hash"] or "").startswith(expect_head.lower()) for e in events):
-        report.head_missing = expect_head.lower()
-    _people(events, report)
-    records = _replay(events, rows, report)
-    _compare(records, rows, report)
-    for rec in records.values():
+    for rec in replay.records.values():
         entry = report.per_state.setdefault(rec.state, {"rows": 0, "debited": 0.0})
         entry["rows"] += 1
         entry["debited"] = round(entry["debited"] + _number(rec.fields.get("debited")), 2)
@@ -140,31 +158,35 @@ def describe_event(e: dict[str, Any], sheet_rows: dict[int, int | None] | None =
     return f"{where}:{move}{detail}{actor}"
 
 
-def _verify_chain(
-    events: list[dict[str, Any]], report: AuditReport, sheet_rows: dict[int, int | None]
-) -> None:
-    prev, expected_id = GENESIS, 1
-    for e in events:
+class _Chain:
+    """Checks each event's link and hash as the events go by; keeps the first that fails."""
+
+    def __init__(self, report: AuditReport) -> None:
+        self.report = report
+        self.prev, self.expected_id = GENESIS, 1
+        self.first: tuple[dict[str, Any], str] | None = None
+
+    def step(self, e: dict[str, Any]) -> None:
         why = None
-        if e["id"] != expected_id:
-            missing = f"{expected_id}" if e["id"] == expected_id + 1 else (
-                f"{expected_id} to {e['id'] - 1}")  # fmt: skip
+        if e["id"] != self.expected_id:
+            missing = f"{self.expected_id}" if e["id"] == self.expected_id + 1 else (
+                f"{self.expected_id} to {e['id'] - 1}")  # fmt: skip
             why = f"event {missing} is missing before it: removed from the log"
-        elif e["prev_hash"] != prev:
+        elif e["prev_hash"] != self.prev:
             why = "its link to the event before it does not match: an event before it was altered"
         else:
             digest = event_hash(
-                prev, e["id"], e["idx"], e["at"], e["from_state"], e["to_state"], e["detail"],
-                e["data"], e["actor"],
+                self.prev, e["id"], e["idx"], e["at"], e["from_state"], e["to_state"],
+                e["detail"], e["data"], e["actor"],
             )  # fmt: skip
             if digest != e["hash"]:
                 why = "its content does not match its hash: it was altered after it was written"
         if why:
-            report.broken_events += 1
-            if report.chain_break is None:
-                report.chain_break = Break(e["id"], e["at"], describe_event(e, sheet_rows), why)
-        prev, expected_id = e["hash"], e["id"] + 1
-    report.head = prev
+            self.report.broken_events += 1
+            if self.first is None:
+                self.first = (e, why)
+        self.prev, self.expected_id = e["hash"], e["id"] + 1
+        self.report.head = self.prev
 
 
 def _data(e: dict[str, Any]) -> dict[str, Any]:
@@ -175,16 +197,15 @@ def _data(e: dict[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _people(events: list[dict[str, Any]], report: AuditReport) -> None:
-    for e in events:
-        if e["idx"] is not None:
-            continue
-        data = _data(e)
-        what = data.get("what")
-        if what in ("plan prepared", "plan approved", "run started"):
-            who = data.get("prepared_by") or data.get("approver") or data.get("run_by")
-            when = data.get("prepared_at") or data.get("signed_at") or e["at"]
-            report.people.append(Who(what, str(who or e["actor"]), str(when), e["detail"] or ""))
+def _person(e: dict[str, Any], report: AuditReport) -> None:
+    if e["idx"] is not None:
+        return
+    data = _data(e)
+    what = data.get("what")
+    if what in ("plan prepared", "plan approved", "run started"):
+        who = data.get("prepared_by") or data.get("approver") or data.get("run_by")
+        when = data.get("prepared_at") or data.get("signed_at") or e["at"]
+        report.people.append(Who(what, str(who or e["actor"]), str(when), e["detail"] or ""))
 
 
 def _is_from_sheet(e: dict[str, Any]) -> bool:
@@ -192,74 +213,77 @@ def _is_from_sheet(e: dict[str, Any]) -> bool:
         "PLANNED", "INVALID")  # fmt: skip
 
 
-def _replay(
-    events: list[dict[str, Any]], rows: list[dict[str, Any]], report: AuditReport
-) -> dict[str, _Record]:
-    """Rows as the events built them, keyed by ref (or by the event that made an invalid row)."""
-    records: dict[str, _Record] = {}
-    at_idx: dict[int, str] = {}
-    table_ref = {r["idx"]: r["ref"] for r in rows}
-    group: str | None = None  # the time of the sheet load being read
-    previous_was_sheet = False
-    for e in events:
+class _Replay:
+    """Rows as the events build them, keyed by ref (or by the event that made an invalid row)."""
+
+    def __init__(self, report: AuditReport, table_ref: dict[int, Any]) -> None:
+        self.report = report
+        self.table_ref = table_ref
+        self.records: dict[str, _Record] = {}
+        self.at_idx: dict[int, str] = {}  # position -> record key, since the last sheet load
+        self.placed: dict[str, int] = {}  # record key -> position (the reverse)
+        self.group: str | None = None  # the time of the sheet load being read
+        self.previous_was_sheet = False
+
+    def step(self, e: dict[str, Any]) -> None:
         if e["idx"] is None:
-            previous_was_sheet = False
-            continue
+            self.previous_was_sheet = False
+            return
         data = _data(e)
         if _is_from_sheet(e):
-            if not (previous_was_sheet and e["at"] == group):
+            if not (self.previous_was_sheet and e["at"] == self.group):
                 # A new load of the sheet: rows never sent are replaced, sent rows are kept and
                 # may move to other positions (without an event).
-                records = {
-                    k: r for k, r in records.items() if r.state not in ("PLANNED", "INVALID")
-                }
-                at_idx, group = {}, e["at"]
+                self.records = {k: r for k, r in self.records.items()
+                                if r.state not in ("PLANNED", "INVALID")}  # fmt: skip
+                self.at_idx, self.placed, self.group = {}, {}, e["at"]
             ref = data.get("ref")
             key = (ref or f"invalid@{e['id']}") if data else f"position {e['idx']}"
-            records[key] = _Record(key, ref, data.get("kind"), e["to_state"],
-                                   data.get("payload_hash"))  # fmt: skip
-            at_idx[e["idx"]] = key
-            previous_was_sheet = True
-            continue
-        previous_was_sheet = False
-        rec = _place(e, records, at_idx, table_ref)
+            self.records[key] = _Record(key, ref, data.get("kind"), e["to_state"],
+                                        data.get("payload_hash"))  # fmt: skip
+            self._bind(e["idx"], key)
+            self.previous_was_sheet = True
+            return
+        self.previous_was_sheet = False
+        rec = self._place(e)
         if rec is None:
-            report.disagreements.append(
+            self.report.disagreements.append(
                 f"event {e['id']} ({describe_event(e)}) changes a row the events never created"
             )
-            continue
+            return
         if e["from_state"] != rec.state:
-            report.disagreements.append(
+            self.report.disagreements.append(
                 f"event {e['id']} moves {_name(rec)} from {e['from_state']}, but the events before "
                 f"it left it {rec.state}"
             )
         rec.state = e["to_state"] or rec.state
         rec.sent = rec.sent or rec.state in SENT_STATES
         rec.fields.update(data)
-    return records
 
+    def _bind(self, idx: int, key: str) -> None:
+        old = self.at_idx.get(idx)
+        if old is not None and self.placed.get(old) == idx:
+            del self.placed[old]
+        self.at_idx[idx] = key
+        self.placed[key] = idx
 
-def _place(
-    e: dict[str, Any],
-    records: dict[str, _Record],
-    at_idx: dict[int, str],
-    table_ref: dict[int, Any],
-) -> _Record | None:
-    """The record an event at a row position belongs to (see the module docstring on moves)."""
-    idx, state = e["idx"], e["from_state"]
-    bound = at_idx.get(idx)
-    if bound is not None and records.get(bound) and records[bound].state == state:
-        return records[bound]
-    placed = set(at_idx.values())
-    hint = table_ref.get(idx)
-    if hint in records and records[hint].state == state and (hint not in placed or hint == bound):
-        at_idx[idx] = hint
-        return records[hint]
-    free = [k for k, r in records.items() if k not in placed and r.state == state]
-    if len(free) == 1:
-        at_idx[idx] = free[0]
-        return records[free[0]]
-    return records.get(bound) if bound is not None else None
+    def _place(self, e: dict[str, Any]) -> _Record | None:
+        """The record an event at a row position belongs to (see the module docstring)."""
+        records = self.records
+        idx, state = e["idx"], e["from_state"]
+        bound = self.at_idx.get(idx)
+        if bound is not None and records.get(bound) and records[bound].state == state:
+            return records[bound]
+        hint = self.table_ref.get(idx)
+        if hint in records and records[hint].state == state and self.placed.get(hint, idx) == idx:
+            self._bind(idx, hint)
+            return records[hint]
+        # Rare (a row moved by an earlier sheet load): the one unplaced row in that state.
+        free = [k for k, r in records.items() if k not in self.placed and r.state == state]
+        if len(free) == 1:
+            self._bind(idx, free[0])
+            return records[free[0]]
+        return records.get(bound) if bound is not None else None
 
 
 def _name(rec: _Record) -> str:
@@ -288,7 +312,9 @@ def _same(field_name: str, replayed: Any, stored: Any) -> bool:
     return bool(replayed == stored)
 
 
-def _compare(records: dict[str, _Record], rows: list[dict[str, Any]], report: AuditReport) -> None:
+def _compare(
+    records: dict[str, _Record], rows: Iterable[dict[str, Any]], report: AuditReport
+) -> None:
     seen: set[str] = set()
     for row in rows:
         where = f"row {row['sheet_row']}" if row["sheet_row"] else f"position {row['idx']}"
