@@ -21,16 +21,19 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .approval import authorise_run, check_resume, record_authorisation
 from .changes import REPEAT_WINDOW_DAYS, edits, refuse_edits, refuse_repeats, repeats
 from .clock import iso
 from .config import Settings
 from .context import RunOptions
-from .errors import InvalidRowsError, RefusedError, UsageError
+from .errors import BulkTopupError, InvalidRowsError, RefusedError, UsageError
 from .history import History
 from .journal import Journal, Row, RowState, open_batch
 from .models import mask
+from .notify import BatchNews, Delivery, news_from_journal, notify_url, send, worth_telling
 from .orders import Validation
 from .plan import validate_sheet
+from .policy import Policy
 from .report import default_path, output_format, write_results
 from .report.settings import ReportSettings
 from .runner import Outcome, Preflight, Runner, exit_code_for
@@ -60,6 +63,9 @@ class SheetRun:
     allow_repeat: bool = False  # rows another batch paid within the window: send them anyway
     repeat_window: float = REPEAT_WINDOW_DAYS  # days
     report: ReportSettings | None = None  # language, time zone, CSV dialect, codes in custody
+    plan: Path | None = None  # run only what this approved plan says
+    policy: Policy | None = None  # approvals and caps (policy.load_policy)
+    notify: str | None = None  # where to send word when the batch ends, stops or needs a person
 
 
 class Hooks:
@@ -93,6 +99,7 @@ class BatchResult:
     cards_shown: list[str] = field(default_factory=list)  # "row 15: ••••RD-1", masked
     next_steps: list[str] = field(default_factory=list)  # commands to run, shell-quoted
     stop_reason: str | None = None
+    notified: Delivery | None = None  # the notification, when one was asked for
 
 
 @dataclass
@@ -110,7 +117,8 @@ class DryRun:
     to_check: int  # rows a previous run left uncertain: checked first, resent only if never placed
     already_handled: int  # rows this batch already sent (final or being settled)
     skipped_invalid: int
-    refusals: list[str] = field(default_factory=list)  # what a real run would refuse
+    refusals: list[str] = field(default_factory=list)  # what a real run would refuse (exit 3)
+    unauthorised: str | None = None  # why the plan or the policy would refuse the run (exit 6)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -202,6 +210,32 @@ async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> O
     return await runner.execute()
 
 
+def _tell(
+    url: str | None, journal: Journal, command: str, result: BatchResult, settings: Settings
+) -> Delivery | None:
+    """Word of how the batch ended, when an address is set (never a card code, never a key)."""
+    address = notify_url(url)
+    if not address:
+        return None
+    news = news_from_journal(
+        journal, command=command, exit_code=result.exit_code,
+        results=str(result.results) if result.results else None, stop_reason=result.stop_reason,
+    )  # fmt: skip
+    return send(address, news, secrets=[settings.api_key])
+
+
+def tell_refusal(
+    url: str | None, batch: str, command: str, error: BulkTopupError, secret: str = ""
+) -> Delivery | None:
+    """Word that a command stopped before or instead of running: a cron run refused is the run
+    that needs a person."""
+    address = notify_url(url)
+    if not address:
+        return None
+    news = BatchNews(batch, command, error.exit_code, problem=error.message)
+    return send(address, news, secrets=[secret] if secret else [])
+
+
 def _empty_batch(batch: str) -> NothingToSend:
     return NothingToSend(
         f"batch {batch!r} holds no rows (the run that created it stopped before the sheet's rows "
@@ -250,6 +284,12 @@ async def run_sheet(
                     if not validation.orders
                     else "no row of the sheet is valid; nothing was sent"
                 )
+            # Before any call that could send: the approved plan and the policy's caps.
+            authorised = await authorise_run(
+                client, plan_path=request.plan, policy=request.policy, sheet_path=request.sheet,
+                validation=validation, batch=request.batch, api_url=settings.api_url,
+                state_dir=settings.state_dir, now=settings.clock.wall(),
+            )  # fmt: skip
             runner = Runner(journal, client, settings.clock, options)
             key = await runner.check_environment()
             history = History(
@@ -273,6 +313,7 @@ async def run_sheet(
                 if found:
                     raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
             journal.sync_orders(validation.orders)
+            record_authorisation(journal, authorised)
             journal.set_meta(
                 sheet=str(request.sheet.resolve()),
                 fingerprint=print_,
@@ -286,7 +327,9 @@ async def run_sheet(
             facts = await runner.preflight()
             outcome = await _drive(runner, hooks, facts, "run")
         path = write_batch_results(journal, result_path, request.report)
-        return _result(journal, settings, request.batch, outcome, path, facts)
+        result = _result(journal, settings, request.batch, outcome, path, facts)
+        result.notified = _tell(request.notify, journal, "run", result, settings)
+        return result
     finally:
         empty = created and journal.row_count() == 0
         journal.close()
@@ -302,6 +345,8 @@ async def resume_batch(
     hooks: Hooks | None = None,
     out: Path | None = None,
     report: ReportSettings | None = None,
+    policy: Policy | None = None,
+    notify: str | None = None,
 ) -> BatchResult:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
     hooks = hooks or Hooks()
@@ -312,6 +357,7 @@ async def resume_batch(
         if journal.row_count() == 0:
             raise _empty_batch(batch)
         same_api(journal, settings.api_url)
+        check_resume(journal, policy)
         result_path = _results_path(journal, None, batch, out)
         async with settings.client(throttle=settings.throttle(options.rate)) as client:
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
@@ -319,13 +365,19 @@ async def resume_batch(
             facts = await runner.preflight()
             outcome = await _drive(runner, hooks, facts, "resume")
         path = write_batch_results(journal, result_path, report)
-        return _result(journal, settings, batch, outcome, path, facts)
+        result = _result(journal, settings, batch, outcome, path, facts)
+        result.notified = _tell(notify, journal, "resume", result, settings)
+        return result
     finally:
         journal.close()
 
 
 async def reconcile_batch(
-    settings: Settings, batch: str, rate: float, report: ReportSettings | None = None
+    settings: Settings,
+    batch: str,
+    rate: float,
+    report: ReportSettings | None = None,
+    notify: str | None = None,
 ) -> BatchResult:
     """Re-check every row of `batch` that is not final and refresh its results."""
     journal = open_batch(
@@ -335,12 +387,16 @@ async def reconcile_batch(
         if journal.row_count() == 0:
             raise _empty_batch(batch)
         same_api(journal, settings.api_url)
+        before = journal.counts()
         async with settings.client(throttle=settings.throttle(rate)) as client:
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
             runner = Runner(journal, client, settings.clock, RunOptions(rate=rate), history=history)
             outcome = await runner.reconcile()
         path = write_batch_results(journal, _results_path(journal, None, batch, None), report)
-        return _result(journal, settings, batch, outcome, path)
+        result = _result(journal, settings, batch, outcome, path)
+        if worth_telling(before, result.counts, result.exit_code):
+            result.notified = _tell(notify, journal, "reconcile", result, settings)
+        return result
     finally:
         journal.close()
 
@@ -401,7 +457,18 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         )
         key = await client.validate_key()
         balance = await client.balance()
-    refusals: list[str] = []
+        refusals: list[str] = []
+        unauthorised = None
+        if not validation.invalid or request.skip_invalid:
+            try:
+                await authorise_run(
+                    client, plan_path=request.plan, policy=request.policy,
+                    sheet_path=request.sheet, validation=validation, batch=request.batch,
+                    api_url=settings.api_url, state_dir=settings.state_dir,
+                    now=settings.clock.wall(),
+                )  # fmt: skip
+            except RefusedError as e:
+                unauthorised = e.message
     journal: Journal | None = None
     if batch_path(settings.state_dir, request.batch).exists():
         journal = open_batch(
@@ -447,4 +514,5 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         already_handled=handled,
         skipped_invalid=len(validation.invalid),
         refusals=refusals,
+        unauthorised=unauthorised,
     )  # fmt: skip

@@ -43,6 +43,16 @@ def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def own_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads the developer's own approval keys, policy or notification address."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("BULK_TOPUP_CONFIG_DIR", str(folder))
+    monkeypatch.delenv("BULK_TOPUP_POLICY", raising=False)
+    monkeypatch.delenv("BULK_TOPUP_NOTIFY", raising=False)
+    return folder
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

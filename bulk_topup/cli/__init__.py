@@ -180,6 +180,25 @@ def api_options(fn: F) -> F:
     return fn
 
 
+def _state_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    if value:
+        return value
+    from ..statedir import default_state_dir
+
+    return str(default_state_dir())
+
+
+#: The journal-only commands (status, report, batches, discard) need the state dir alone.
+state_dir_option = click.option(
+    "--state-dir",
+    envvar="BULK_TOPUP_STATE_DIR",
+    default=None,
+    callback=_state_dir,
+    help="Where journals live [env BULK_TOPUP_STATE_DIR; default: the user's state dir, "
+    "~/.local/state/bulk-topup].",
+)
+
+
 def make_settings(kw: dict[str, Any]) -> Any:
     from ..config import key_file_is_private, settings
 
@@ -278,4 +297,4 @@ def run_async(coro: Any) -> Any:
 
 
 # The commands live in modules of their own; importing them registers them on `main`.
-from . import batch, serve, sheets  # noqa: E402, F401
+from . import approvals, batch, serve, sheets  # noqa: E402, F401

@@ -26,6 +26,14 @@ from . import (
     main,
     make_settings,
     run_async,
+    state_dir_option,
+)
+from .approvals import (
+    notify_option,
+    plan_option,
+    policy_option,
+    show_delivery,
+    tells_refusal,
 )
 from .reporting import echo_written, report_options, report_settings
 from .sheets import print_validation, print_warnings
@@ -71,25 +79,6 @@ class Progress:
     def close(self) -> None:
         for bar in self.bars:
             bar.close()
-
-
-def _state_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-    if value:
-        return value
-    from ..statedir import default_state_dir
-
-    return str(default_state_dir())
-
-
-#: The journal-only commands (status, report, batches, discard) need the state dir alone.
-state_dir_option = click.option(
-    "--state-dir",
-    envvar="BULK_TOPUP_STATE_DIR",
-    default=None,
-    callback=_state_dir,
-    help="Where journals live [env BULK_TOPUP_STATE_DIR; default: the user's state dir, "
-    "~/.local/state/bulk-topup].",
-)
 
 
 def run_options(fn: F) -> F:
@@ -379,10 +368,14 @@ def _report(result: Any, emulated: bool, report: Any = None) -> None:
     show_default=True,
     help="Days in which a payment of another batch counts as a repeat.",
 )
+@plan_option
+@policy_option
+@notify_option
 @run_options
 @report_options
 @api_options
 @handle_errors
+@tells_refusal("run")
 def run(
     sheet: str,
     batch: str,
@@ -394,6 +387,9 @@ def run(
     send_edited_rows: bool,
     allow_repeat: bool,
     repeat_window: float,
+    plan_file: str | None,
+    policy: str | None,
+    notify: str | None,
     out: str | None,
     rate: float,
     concurrency: int,
@@ -402,6 +398,7 @@ def run(
     **kw: Any,
 ) -> None:
     """Validate SHEET, confirm, submit, poll to the end and write the results."""
+    from ..policy import load_policy
     from ..service import SheetRun, run_sheet
 
     report = report_settings(kw, out=out)  # a wrong zone or a missing password: before anything
@@ -418,12 +415,16 @@ def run(
         allow_repeat=allow_repeat,
         repeat_window=repeat_window,
         report=report,
+        plan=Path(plan_file) if plan_file else None,
+        policy=load_policy(policy),
+        notify=notify,
     )
     if dry_run:
         _dry_run(settings, request)
         return
     hooks = CliHooks(yes, "run")
     result = _drive(lambda h: run_sheet(settings, request, h), hooks)
+    show_delivery(result.notified)
     _report(result, settings.emulated, report)
 
 
@@ -454,6 +455,8 @@ def _dry_run(settings: Any, request: Any) -> None:
         click.echo("not sent now: " + "; ".join(others))
     for refusal in found.refusals:
         click.secho(f"a run would refuse: {refusal}", fg="red")
+    if found.unauthorised:
+        raise RefusedError(found.unauthorised)
     if found.key_scope != "READ-WRITE":
         raise RefusedError(f"this API key is {found.key_scope}: it can look but not buy")
     if found.cost > found.balance:
@@ -474,12 +477,17 @@ def _dry_run(settings: Any, request: Any) -> None:
 
 @main.command()
 @click.option("--batch", required=True, help="The batch key given to run.")
+@policy_option
+@notify_option
 @run_options
 @report_options
 @api_options
 @handle_errors
+@tells_refusal("resume")
 def resume(
     batch: str,
+    policy: str | None,
+    notify: str | None,
     out: str | None,
     rate: float,
     concurrency: int,
@@ -488,16 +496,21 @@ def resume(
     **kw: Any,
 ) -> None:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
+    from ..policy import load_policy
     from ..service import resume_batch
 
     report = report_settings(kw, out=out)
     settings = make_settings(kw)
     options = _options(rate, concurrency, None, resend_uncertain_gifts)
     hooks = CliHooks(yes, "resume")
+    rules = load_policy(policy)
     result = _drive(
-        lambda h: resume_batch(settings, batch, options, h, Path(out) if out else None, report),
+        lambda h: resume_batch(
+            settings, batch, options, h, Path(out) if out else None, report, rules, notify
+        ),
         hooks,
     )
+    show_delivery(result.notified)
     _report(result, settings.emulated, report)
 
 
@@ -516,10 +529,12 @@ def resume(
     show_default=True,
     help="API calls per second, all calls together.",
 )
+@notify_option
 @report_options
 @api_options
 @handle_errors
-def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
+@tells_refusal("reconcile")
+def reconcile(batch: str | None, all_: bool, rate: float, notify: str | None, **kw: Any) -> None:
     """Re-check every row that is not final and refresh the results (a daily cron job)."""
     from ..errors import BatchLockedError, BulkTopupError, UsageError
     from ..service import batches_needing_reconcile, reconcile_batch
@@ -534,7 +549,7 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
     codes = []
     for key in keys:
         try:
-            result = run_async(reconcile_batch(settings, key, rate, report))
+            result = run_async(reconcile_batch(settings, key, rate, report, notify))
         except BatchLockedError as e:
             click.secho(f"{key}: skipped: {e.message}", fg="yellow")
             codes.append(EXIT_LOCKED)
@@ -547,6 +562,7 @@ def reconcile(batch: str | None, all_: bool, rate: float, **kw: Any) -> None:
             continue
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
         click.echo(f"{key}: {counts}; results: {result.results}")
+        show_delivery(result.notified)
         codes.append(result.exit_code)
     sys.exit(max(codes, default=EXIT_OK))
 

@@ -1,0 +1,292 @@
+"""Maker-checker: the check before a run, and the record of who prepared and who approved.
+
+    bulk-topup plan      the maker writes a plan file (planfile.py)
+    bulk-topup approve   each checker signs the plan's bytes with their own key (signing.py)
+    bulk-topup run --plan PLAN
+                         `authorise_run()` refuses, before any API call that sends, unless every
+                         signature verifies against the policy's approvers (policy.py), enough of
+                         them approve, the preparer did not approve their own plan (unless the
+                         policy allows it), the sheet is the very file approved, the rows, the
+                         environment, the API and the prices are those of the plan, and no cap is
+                         exceeded
+
+`record_authorisation()` then chains into the batch's journal who prepared the plan, who approved
+it and who started the run, so `bulk-topup audit` can say so later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import AuthError, RefusedError
+from .orders import Validation
+from .planfile import PRICE_PARTS, Plan, read_plan, recipient, row_differences
+from .policy import Policy, Spend, cap_problems
+from .signing import Approval, read_signatures, verify_signatures
+
+# --- the check before a run ----------------------------------------------------------------------
+
+
+@dataclass
+class Authorisation:
+    """Why a run may go ahead: the plan it follows (if any), who approved it, under which policy.
+    `record_authorisation()` writes it into the batch's journal."""
+
+    policy: Policy | None
+    plan: Plan | None = None
+    approvals: list[Approval] = field(default_factory=list)
+    needed: int = 0
+    face_value: float = 0.0
+
+
+def price_moves(plan: Plan, catalog: Any, tolerance: float) -> list[str]:
+    """A sentence for each catalog price that moved more than `tolerance` % since the plan."""
+    found: list[str] = []
+    for kind, prices in sorted(plan.data["prices"].items()):
+        for key, old in sorted(prices.items()):
+            missing, new = _current_price(kind, key, catalog)
+            what = {"mobile": "plan", "internet": "internet card", "giftcard": "gift card"}[kind]
+            if missing:
+                found.append(f"the {what} {key} of the plan is no longer in the provider's catalog")
+                continue
+            if kind == "mobile":  # a plan without a cost factor is charged its face value
+                old = 1.0 if old is None else old
+                new = 1.0 if new is None else new
+            if old is None or new is None or old == new:
+                continue
+            change = abs(new - old) / old * 100 if old else float("inf")
+            if change > tolerance:
+                direction = "up" if new > old else "down"
+                found.append(
+                    f"the price of the {what} {key} went {direction} from {old:g} to {new:g} "
+                    f"({change:.2f} %) since the plan was prepared; the policy allows "
+                    f"{tolerance:g} %"
+                )
+    return found
+
+
+def _current_price(kind: str, key: str, catalog: Any) -> tuple[bool, float | None]:
+    if kind == "mobile":
+        plan = catalog.plans.get(key)
+        return (True, None) if plan is None else (False, plan.cost)
+    if kind == "internet":
+        product_type, _, value = key.partition(" ")
+        product = catalog.internet_product(product_type, int(value) if value.isdigit() else -1)
+        return (True, None) if product is None else (False, product.cost)
+    product_id, _, type_id = key.partition(" ")
+    gift_type = catalog.gift_type(product_id, type_id)
+    return (True, None) if gift_type is None else (False, gift_type.price)
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise RefusedError(f"this run is refused; nothing was sent:\n{lines}")
+
+
+async def authorise_run(
+    client: Any,
+    *,
+    plan_path: str | Path | None,
+    policy: Policy | None,
+    sheet_path: str | Path,
+    validation: Validation,
+    batch: str,
+    api_url: str,
+    state_dir: Path,
+    now: datetime,
+) -> Authorisation | None:
+    """May this run send? Call after validation and before any API call that sends.
+
+    Without a plan and without a policy: None (nothing to check). With a policy and no plan: the
+    run must need no approval for its total, and stay within the caps. With a plan: every check
+    of the module docstring. Makes only reading API calls (the key's environment, the current
+    prices). Raises RefusedError (exit 6) listing every reason, one sentence each.
+    """
+    if plan_path is None:
+        if policy is None:
+            return None
+        face = round(sum(o.face_value for o in validation.valid), 2)
+        needed = policy.approvals_needed(face)
+        problems = []
+        if needed:
+            problems.append(
+                f"the policy ({policy.path}) needs {needed} approval{'s' * (needed > 1)} for a run "
+                f"of {face:,.2f} DA: prepare a plan (bulk-topup plan), have it approved "
+                f"(bulk-topup approve), then run it with --plan"
+            )
+        spends = [Spend(o.ref, recipient(o), o.face_value) for o in validation.valid]
+        problems += cap_problems(policy, spends, batch=batch, state_dir=state_dir, now=now)
+        _refuse(problems)
+        return Authorisation(policy, face_value=face)
+    plan = read_plan(plan_path)
+    if policy is None:
+        _refuse([
+            "there is no approval policy to check the plan's signatures against (--policy, "
+            "env BULK_TOPUP_POLICY, or policy.toml in the config dir)"
+        ])  # fmt: skip
+    assert policy is not None
+    approvals, problems = verify_signatures(plan, read_signatures(plan_path), policy)
+    needed = policy.approvals_needed(plan.face_value)
+    if not policy.self_approval and any(
+        a.approver.casefold() == plan.preparer.casefold() for a in approvals
+    ):
+        problems.append(
+            f"{plan.preparer} prepared this plan and also approved it, which the policy does not "
+            f"allow; another approver must sign instead"
+        )
+        approvals = [a for a in approvals if a.approver.casefold() != plan.preparer.casefold()]
+    if len(approvals) < needed:
+        who = ", ".join(a.approver for a in approvals) or "nobody"
+        problems.append(
+            f"the plan has {len(approvals)} valid approval{'s' * (len(approvals) != 1)} "
+            f"({who}) and the policy needs {needed} for {plan.face_value:,.2f} DA"
+        )
+    problems += _plan_against_run(plan, sheet_path, validation, batch, api_url)
+    problems += await _plan_against_api(plan, client, policy, state_dir, api_url)
+    spends = [Spend(r["ref"], r["recipient"], float(r["face_value"])) for r in plan.rows]
+    problems += cap_problems(policy, spends, batch=batch, state_dir=state_dir, now=now)
+    _refuse(problems)
+    return Authorisation(policy, plan, approvals, needed, plan.face_value)
+
+
+def _plan_against_run(
+    plan: Plan, sheet_path: str | Path, validation: Validation, batch: str, api_url: str
+) -> list[str]:
+    import hashlib
+
+    found: list[str] = []
+    if plan.batch != batch:
+        found.append(f"the plan is for batch {plan.batch!r}, not {batch!r}")
+    if plan.data["api_url"] != api_url:
+        found.append(f"the plan was approved for the API at {plan.data['api_url']}, not {api_url}")
+    try:
+        sheet_sha = hashlib.sha256(Path(sheet_path).read_bytes()).hexdigest()
+    except OSError as e:
+        sheet_sha = f"unreadable: {e}"
+    sheet = plan.data["sheet"]
+    if sheet_sha != sheet["sha256"]:
+        found.append(
+            f"the sheet {Path(sheet_path).name} is not the one approved ({sheet['file']}, sha256 "
+            f"{sheet['sha256'][:16]}...): it was changed or replaced since the plan was made"
+        )
+    found += row_differences(plan, validation)
+    skipped_now = sorted(o.row for o in validation.invalid)
+    skipped_then = sorted(r["row"] for r in plan.data.get("skipped", []))
+    if skipped_now != skipped_then:
+        found.append(
+            f"the plan skips rows {skipped_then or 'none'} as invalid, the sheet now has "
+            f"rows {skipped_now or 'none'} invalid"
+        )
+    return found
+
+
+async def _plan_against_api(
+    plan: Plan, client: Any, policy: Policy, state_dir: Path, api_url: str
+) -> list[str]:
+    from .catalog import load_catalog
+
+    found: list[str] = []
+    try:
+        key = await client.validate_key()
+    except AuthError as e:
+        return [f"the API refused the key ({e.code}: {e.message})"]
+    if key.type != plan.data["environment"]:
+        found.append(
+            f"the plan was approved for the {plan.data['environment']} environment and this key "
+            f"is {key.type}"
+        )
+    kinds = sorted(plan.data["prices"])
+    parts = tuple(part for kind in kinds for part in PRICE_PARTS[kind])
+    gifts = {r["target"] for r in plan.rows if r["kind"] == "giftcard"}
+    # Fresh prices, never the cache: a price that moved since the plan must be seen.
+    catalog = await load_catalog(
+        client, state_dir, api_url, parts=parts, gift_products=gifts, refresh=True
+    )
+    unsure = sorted(set(catalog.missing) | set(catalog.stale))
+    if unsure:
+        found.append(
+            f"the current {', '.join(unsure)} prices could not be fetched from the API to "
+            f"compare with the plan's"
+        )
+    else:
+        found += price_moves(plan, catalog, policy.price_tolerance)
+    return found
+
+
+def record_authorisation(
+    journal: Any, auth: Authorisation | None, *, actor: str | None = None
+) -> None:
+    """Chain into the batch's journal who prepared the plan, who approved it (once per plan) and
+    who started this run with it. Call once the run is allowed, before it sends."""
+    if auth is None:
+        return
+    runner = actor or journal.actor
+    plan = auth.plan
+    if plan is None:
+        journal.record(
+            f"run started by {runner} under the policy {auth.policy.path if auth.policy else ''} "
+            f"(no approval needed for {auth.face_value:,.2f} DA)",
+            {"what": "run started", "run_by": runner, "plan_sha256": None,
+             "face_value": auth.face_value, "approvals_needed": 0,
+             "policy": str(auth.policy.path) if auth.policy else None,
+             "policy_sha256": auth.policy.sha256 if auth.policy else None},
+            actor=runner,
+        )  # fmt: skip
+        return
+    seen = set()
+    for (text,) in journal.db.execute(
+        "SELECT data FROM events WHERE idx IS NULL AND data IS NOT NULL"
+    ):
+        data = json.loads(text)
+        if data.get("plan_sha256") == plan.sha256:
+            seen.add((data.get("what"), data.get("approver")))
+    if ("plan prepared", None) not in seen:
+        journal.record(
+            f"plan {plan.digest} prepared by {plan.preparer}",
+            {"what": "plan prepared", "plan_sha256": plan.sha256, "prepared_by": plan.preparer,
+             "prepared_at": plan.data.get("prepared_at"), "sheet": plan.data["sheet"],
+             "rows": plan.totals["rows"], "face_value": plan.face_value,
+             "cost": plan.totals["cost"], "environment": plan.data["environment"],
+             "api_url": plan.data["api_url"]},
+            actor=plan.preparer,
+        )  # fmt: skip
+    for a in auth.approvals:
+        if ("plan approved", a.approver) not in seen:
+            journal.record(
+                f"plan {plan.digest} approved by {a.approver}",
+                {"what": "plan approved", "plan_sha256": plan.sha256, "approver": a.approver,
+                 "public_key": a.public_key, "signed_at": a.signed_at},
+                actor=a.approver,
+            )  # fmt: skip
+    journal.record(
+        f"run started by {runner} with plan {plan.digest}",
+        {"what": "run started", "run_by": runner, "plan_sha256": plan.sha256,
+         "face_value": plan.face_value, "approvals_needed": auth.needed,
+         "approved_by": [a.approver for a in auth.approvals],
+         "policy": str(auth.policy.path) if auth.policy else None,
+         "policy_sha256": auth.policy.sha256 if auth.policy else None},
+        actor=runner,
+    )  # fmt: skip
+    journal.set_meta(plan_sha256=plan.sha256, plan_digest=plan.digest)
+
+
+def check_resume(journal: Any, policy: Policy | None) -> None:
+    """`resume` sends the rows a run admitted; a batch the policy wants approved must have been
+    started with an approved plan. Raises RefusedError (exit 6)."""
+    if policy is None or journal.get_meta("plan_sha256"):
+        return
+    if not journal.counts().get("PLANNED"):
+        return  # nothing left to send: resume only reconciles and polls
+    face = journal.totals()["face_value"]
+    needed = policy.approvals_needed(face)
+    if needed:
+        raise RefusedError(
+            f"this batch was started without an approved plan and the policy ({policy.path}) "
+            f"needs {needed} approval{'s' * (needed > 1)} for {face:,.2f} DA; prepare a plan, have "
+            f"it approved and run it with run --plan; nothing was sent"
+        )
