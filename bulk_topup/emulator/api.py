@@ -14,20 +14,21 @@ from .envelope import (
     integer,
     invalid,
     json_body,
+    listing,
     ok,
-    paginate,
     required,
 )
-from .state import ApiKey, Order, World
+from .state import ApiKey, Order, World, ms_iso
 
 MSSIDN_RE = re.compile(r"^0[567][0-9]{8}$")
 INTERNET_RE = {"ADSL": re.compile(r"^0[0-9]{8}$"), "4G": re.compile(r"^213[0-9]{9}$")}
 
 
-def _check_ref(world: World, body: dict[str, Any]) -> str:
+def _check_ref(world: World, body: dict[str, Any], key: ApiKey | None = None) -> str:
     ref = body.get("ref")
     if ref is None:
-        return f"API-{next(iter(world.keys.values())).username}-{world.new_id()}"
+        username = key.username if key else next(iter(world.keys.values())).username
+        return f"API-{username}-{world.new_id()}"
     if not isinstance(ref, str) or not 1 <= len(ref) <= 100:
         raise invalid("ref", ref, "body/ref must be a string of 1 to 100 characters")
     if world.faults.ref_dedup and ref in world.by_ref:
@@ -68,13 +69,13 @@ async def validate(request: Request, world: World, key: ApiKey | None) -> Any:
 
 
 async def balance(request: Request, world: World, key: ApiKey | None) -> Any:
-    return {"balance": world.balance, "currency": "DZD"}
+    if world.variants.balance_currency:
+        return {"balance": world.balance, "currency": "DZD"}
+    return {"balance": world.balance}
 
 
 async def transactions(request: Request, world: World, key: ApiKey | None) -> Any:
-    data = paginate(request, world, world.transactions, lambda t: t["_at"])
-    data["items"] = [{k: v for k, v in t.items() if k != "_at"} for t in data["items"]]
-    return data
+    return listing(request, world, world.transactions, dict)
 
 
 # --- mobile --------------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ async def mobile_send(request: Request, world: World, key: ApiKey | None) -> Any
                 f"and {plan['max_amount']} for plan {code}",
             )
     cost = round(amount * plan.get("cost", 1), 2)
-    ref = _check_ref(world, body)
+    ref = _check_ref(world, body, key)
     _charge(world, cost)
     timeline, extra = _mobile_timeline(world, msisdn, plan, amount)
     order = Order(
@@ -124,7 +125,10 @@ async def mobile_send(request: Request, world: World, key: ApiKey | None) -> Any
         cost,
     )
     world.add_order(order, "FLEXY", f"{code} {msisdn}")
-    return {"topupId": order.id, "topupRef": ref, "newBalance": world.balance}
+    answer: dict[str, Any] = {"topupId": order.id, "topupRef": ref}
+    if world.variants.send_new_balance:
+        answer["newBalance"] = world.balance
+    return answer
 
 
 def _mobile_timeline(
@@ -132,17 +136,18 @@ def _mobile_timeline(
 ) -> tuple[list[tuple[float, str]], dict[str, Any]]:
     start = [(0.0, "PENDING"), (fx.MOBILE_PENDING_S, "HANDLING")]
     settle = fx.MOBILE_SETTLE_S
+    texts = world.variants
     if plan["code"].startswith("GETMENU_"):
         offers = fx.GETMENU_OFFERS.get(plan["operator"], [])
         return start + [(settle, "REFUNDED")], {
-            "refund_message": fx.GETMENU_MESSAGE,
+            "refund_message": texts.getmenu_message,
             "suggested_offers": [
                 {"typename": t, "plan_code": c, "amount": a} for t, c, a in offers
             ],
         }
     scenario = fx.MOBILE_SCENARIOS.get(msisdn)
     if scenario == "refund":
-        return start + [(settle, "REFUNDED")], {"refund_message": fx.REFUND_MESSAGE}
+        return start + [(settle, "REFUNDED")], {"refund_message": texts.refund_message}
     if scenario == "suggest":
         facture = world.plans["FACTURE_DJEZZY"]
         offer = min(max(amount, facture["min_amount"]), facture["max_amount"])
@@ -155,7 +160,7 @@ def _mobile_timeline(
     if scenario in ("unknown_then_fulfilled", "unknown_then_refunded"):
         end = "FULFILLED" if scenario == "unknown_then_fulfilled" else "REFUNDED"
         return start + [(settle, "UNKNOWN_ERROR"), (fx.UNKNOWN_RESOLVE_S, end)], {
-            "refund_message": fx.UNKNOWN_MESSAGE
+            "refund_message": texts.unknown_message
         }
     return start + [(settle, "FULFILLED")], {}
 
@@ -170,7 +175,7 @@ def _mobile_view(world: World, order: Order) -> dict[str, Any]:
         "MSSIDN": f["MSSIDN"],
         "topup_amount": f["topup_amount"],
         "balance_amount": 0 if status == "REFUNDED" else order.debited,
-        "created_at": world.timestamp(order.created),
+        "created_at": ms_iso(order.ms),
         "_id": order.id,
     }
     if status in ("REFUNDED", "UNKNOWN_ERROR") and f.get("refund_message"):
@@ -203,10 +208,7 @@ async def mobile_check_ref(request: Request, world: World, key: ApiKey | None) -
 
 
 async def mobile_list(request: Request, world: World, key: ApiKey | None) -> Any:
-    orders = [o for o in world.orders if o.kind == "mobile"]
-    data = paginate(request, world, orders, lambda o: o.created)
-    data["items"] = [_mobile_view(world, o) for o in data["items"]]
-    return data
+    return listing(request, world, world.by_kind["mobile"], lambda o: _mobile_view(world, o))
 
 
 # --- internet ------------------------------------------------------------------------------------
@@ -220,7 +222,14 @@ def _internet_type(value: Any) -> str:
 
 async def internet_products(request: Request, world: World, key: ApiKey | None) -> Any:
     kind = _internet_type(request.query_params.get("type"))
-    return ok(world, {"type": kind, "products": world.internet[kind]}, type=kind)
+    products = world.internet[kind]
+    where = world.variants.products_type
+    if where == "array":
+        return ok(world, products)
+    data: dict[str, Any] = {"products": products}
+    if where in ("data", "both"):
+        data["type"] = kind
+    return ok(world, data, **({"type": kind} if where in ("meta", "both") else {}))
 
 
 async def internet_check_number(request: Request, world: World, key: ApiKey | None) -> Any:
@@ -259,7 +268,7 @@ async def internet_send(request: Request, world: World, key: ApiKey | None) -> A
         raise invalid("value", value, f"No {kind} card of value {value}")
     if not product["available"]:
         raise invalid("value", value, f"{kind} card of value {value} is out of stock")
-    ref = _check_ref(world, body)
+    ref = _check_ref(world, body, key)
     _charge(world, product["cost"])
     scenario = fx.INTERNET_SCENARIOS.get(number)
     timeline = [(0.0, "HANDLING")]
@@ -297,7 +306,7 @@ def _internet_view(world: World, order: Order) -> dict[str, Any]:
         for name in ("card_code", "num_trans", "date_traitement"):
             if name in f:
                 view[name] = f[name]
-    view["created_at"] = world.timestamp(order.created)
+    view["created_at"] = ms_iso(order.ms)
     return view
 
 
@@ -310,21 +319,26 @@ async def internet_check_ref(request: Request, world: World, key: ApiKey | None)
 
 
 async def internet_list(request: Request, world: World, key: ApiKey | None) -> Any:
-    orders = [o for o in world.orders if o.kind == "internet"]
-    data = paginate(request, world, orders, lambda o: o.created, key="topups")
-    data["topups"] = [_internet_view(world, o) for o in data["topups"]]
-    return data
+    index = world.by_kind["internet"]
+    return listing(request, world, index, lambda o: _internet_view(world, o), key="topups")
 
 
 # --- gift cards ----------------------------------------------------------------------------------
 
 
-def _gift_product(world: World, pid: Any) -> dict[str, Any]:
+def _gift_product_or_none(pid: Any) -> dict[str, Any] | None:
     for category in fx.GIFT_CATEGORIES:
         for product in category["products"]:
             if product["id"] == pid:
                 return dict(product)
-    raise Reply(404, "NOT_FOUND", f"Product with id '{pid}' not found")
+    return None
+
+
+def _gift_product(world: World, pid: Any) -> dict[str, Any]:
+    product = _gift_product_or_none(pid)
+    if product is None:
+        raise Reply(404, "NOT_FOUND", f"Product with id '{pid}' not found")
+    return product
 
 
 def _gift_types(world: World, pid: str, key: ApiKey | None) -> list[dict[str, Any]]:
@@ -354,35 +368,58 @@ async def gift_check_product(request: Request, world: World, key: ApiKey | None)
 
 async def gift_place_order(request: Request, world: World, key: ApiKey | None) -> Any:
     body = await json_body(request)
+    variants = world.variants
+    sandbox = key is not None and key.type == "SANDBOX"
+    if world.faults.gift_refs == "refuse" and "ref" in body:
+        # A strict schema refuses unknown properties before anything else: no order is made.
+        raise invalid("ref", body["ref"], "body must NOT have additional properties")
     pid = required(body, "productId")
     tid = required(body, "typeId")
-    quantity = integer(body, "quantity")
-    try:
-        product = _gift_product(world, pid)
-    except Reply:
-        raise invalid("productId", pid, f"Unknown productId '{pid}'") from None
-    if not product["enabled"]:
+    if body.get("quantity") is None and variants.gift_quantity_default > 0:
+        quantity = variants.gift_quantity_default  # as the Arabic guide's example sends none
+    else:
+        quantity = integer(body, "quantity")
+    if not isinstance(pid, str):
+        raise invalid("productId", pid, "body/productId must be string")
+    if not isinstance(tid, str):
+        raise invalid("typeId", tid, "body/typeId must be string")
+    # The documented sandbox fulfils ids the catalog does not know (its list example holds an
+    # order of product "string", type "string"); known ones are checked as in production.
+    placeholders = sandbox and variants.sandbox_placeholder_ids
+    product = _gift_product_or_none(pid)
+    gift_type: dict[str, Any] | None = None
+    if product is None:
+        if not placeholders:
+            raise invalid("productId", pid, f"Unknown productId '{pid}'")
+    elif not product["enabled"]:
         raise invalid("productId", pid, f"Product '{product['title']}' is not available")
-    gift_type = next((t for t in _gift_types(world, pid, key) if t["id"] == tid), None)
-    if gift_type is None:
-        raise invalid("typeId", tid, f"Unknown typeId '{tid}' for product '{product['title']}'")
+    else:
+        gift_type = next((t for t in _gift_types(world, pid, key) if t["id"] == tid), None)
+        if gift_type is None and not placeholders:
+            raise invalid("typeId", tid, f"Unknown typeId '{tid}' for product '{product['title']}'")
     if quantity < 1:
         raise invalid("quantity", quantity, "body/quantity must be >= 1")
-    if quantity > gift_type["quantity"]:
+    if gift_type is not None and quantity > gift_type["quantity"]:
         raise invalid(
             "quantity", quantity, f"Only {gift_type['quantity']} in stock for '{gift_type['name']}'"
         )
-    price = gift_type["price"]
+    ref = _check_ref(world, body, key) if world.faults.gift_refs == "honour" else None
+    free = sandbox and variants.sandbox_gift_free
+    price = 0 if free or gift_type is None else gift_type["price"]
     _charge(world, price * quantity)
-    if tid not in fx.SANDBOX_GIFT_TYPES:
+    if gift_type is not None and tid not in fx.SANDBOX_GIFT_TYPES:
         gift_type["quantity"] -= quantity  # the list in world.gift_types, by reference
-    if tid == "TEST_REFUND":
-        status, delivered = "REFUNDED", 0
-    elif tid == "TEST_PARTIAL":
-        delivered = quantity // 2
-        status = "PARTIALLY_FILLED" if delivered else "REFUNDED"
+    scenario = tid if sandbox else None
+    if scenario == "TEST_REFUND":
+        delivered = 0
+    elif scenario == "TEST_PARTIAL":
+        delivered = (quantity + (variants.partial_rounding == "up")) // 2
     else:
-        status, delivered = "FULFILLED", quantity
+        delivered = quantity
+    if delivered == quantity:
+        status = "FULFILLED"
+    else:
+        status = "PARTIALLY_FILLED" if delivered else "REFUNDED"
     fields: dict[str, Any] = {
         "quantity": quantity,
         "product": pid,
@@ -395,14 +432,17 @@ async def gift_place_order(request: Request, world: World, key: ApiKey | None) -
     order = Order(
         "gift",
         world.new_id(),
-        None,
+        ref,
         world.clock.now(),
         [(0.0, "HANDLING"), (fx.GIFT_SETTLE_S, status)],
         fields,
         price * quantity,
     )
-    world.add_order(order, "ORDER", f"{product['title']} x{quantity}")
-    return {"orderId": order.id}
+    title = product["title"] if product else pid
+    world.add_order(order, "ORDER", f"{title} x{quantity}")
+    if ref is None:
+        return {"orderId": order.id}
+    return {"orderId": order.id, "orderRef": ref}
 
 
 def _card(world: World) -> dict[str, str]:
@@ -413,13 +453,10 @@ def _card(world: World) -> dict[str, str]:
 def _gift_view(world: World, order: Order) -> dict[str, Any]:
     f = order.fields
     status = order.status_at(world.clock.now())
-    view: dict[str, Any] = {
-        "_id": order.id,
-        "status": status,
-        "quantity": f["quantity"],
-        "product": f["product"],
-        "type": f["type"],
-    }
+    view: dict[str, Any] = {"_id": order.id}
+    if order.ref is not None:
+        view["ref"] = order.ref
+    view.update({"status": status, "quantity": f["quantity"]})
     if status in ("FULFILLED", "PARTIALLY_FILLED", "REFUNDED"):
         view.update(
             {
@@ -429,7 +466,7 @@ def _gift_view(world: World, order: Order) -> dict[str, Any]:
                 "cards": f["cards"],
             }
         )
-    view["time"] = world.timestamp(order.created)
+    view.update({"product": f["product"], "type": f["type"], "time": ms_iso(order.ms)})
     return view
 
 
@@ -438,10 +475,7 @@ async def gift_check_order(request: Request, world: World, key: ApiKey | None) -
 
 
 async def gift_list(request: Request, world: World, key: ApiKey | None) -> Any:
-    orders = [o for o in world.orders if o.kind == "gift"]
-    data = paginate(request, world, orders, lambda o: o.created)
-    data["items"] = [_gift_view(world, o) for o in data["items"]]
-    return data
+    return listing(request, world, world.by_kind["gift"], lambda o: _gift_view(world, o))
 
 
 API_ROUTES: list[tuple[str, str, Handler, bool]] = [

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from .admin import ADMIN_ROUTES, admin_endpoint
 from .api import API_ROUTES
-from .envelope import Handler, Reply, fail, ok
+from .envelope import Handler, Reply, fail, garbage, ok
 from .state import ApiKey, World
 
 MAX_FAILED_TOKENS = 5
@@ -153,6 +153,10 @@ def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable
                 faults.slow_next -= 1
                 world.faults_injected["slow"] += 1
                 await anyio.sleep(faults.slow_seconds)
+        if faults.garbage_next > 0 and name.startswith(faults.garbage_on):
+            faults.garbage_next -= 1
+            world.faults_injected["garbage"] += 1
+            response = garbage(world, faults.garbage, response)
         if faults.latency:
             await anyio.sleep(faults.latency)
         return response
