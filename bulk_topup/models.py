@@ -251,10 +251,11 @@ class Reader:
             raise self._fail(name, "an object")
         return None
 
-    def items(self, name: str, *, required: bool = False, strict: bool = False) -> list[Reader]:
-        """The objects of a list field. Missing: an error if `required`, else empty. Present but
-        not a list of objects: an error if `required` or `strict` (cards: never guess), else
-        empty."""
+    def items(self, name: str, *, required: bool = False, strict: bool = True) -> list[Reader]:
+        """The objects of a list field. Missing or null: an error if `required`, else empty.
+        Present but not a list of objects: an error, unless not `strict` (a list shown to a
+        person only, such as suggested offers), then empty: plans, orders and cards are never
+        guessed."""
         value = self.obj.get(name)
         if value is None and not required:
             return []
@@ -262,7 +263,11 @@ class Reader:
             if required or strict:
                 raise self._fail(name, "a list")
             return []
-        return [Reader(v, self.endpoint, f"{self.path}.{name}[{i}]") for i, v in enumerate(value)]
+        return [
+            Reader(v, self.endpoint, f"{self.path}.{name}[{i}]")
+            for i, v in enumerate(value)
+            if strict or isinstance(v, dict)
+        ]
 
 
 def parse_topup(
@@ -271,7 +276,7 @@ def parse_topup(
     """A mobile or internet top-up; `_id` and `status` are required, the rest tolerated."""
     r = Reader(d, endpoint, path)
     offers = []
-    for o in r.items("suggested_offers"):
+    for o in r.items("suggested_offers", strict=False):
         code = o.text("plan_code")
         if code:
             offers.append(Offer(o.text("typename") or "", code, o.integer("amount")))
@@ -303,8 +308,7 @@ def parse_gift(d: Any, endpoint: str = "a gift order check", path: str = "data")
     """A gift order; `_id`, `status`, `quantity` and every card's `value` are required."""
     r = Reader(d, endpoint, path)
     cards = tuple(
-        Card(c.text("value", required=True) or "", c.text("serial") or "")
-        for c in r.items("cards", strict=True)
+        Card(c.text("value", required=True) or "", c.text("serial") or "") for c in r.items("cards")
     )
     return GiftOrder(
         id=r.text("_id", required=True) or "",

@@ -915,3 +915,16 @@ async def test_settle_applies_steps_in_time_order_and_resolve_supersedes(http, w
     times = [t["time"] for t in ledger]
     assert times == sorted(times, reverse=True)
     assert world.open == set()
+
+
+def test_the_readme_names_every_variant_and_only_those() -> None:
+    """The README's table of assumptions and the emulator's switches cannot drift apart."""
+    from dataclasses import fields as dataclass_fields
+    from pathlib import Path
+
+    from bulk_topup.emulator import Variants
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## The emulator") : readme.index("## Benchmarks")]
+    named = set(re.findall(r"`([a-z_]+)=", section))
+    assert named == {f.name for f in dataclass_fields(Variants)}
