@@ -330,9 +330,9 @@ class OneClickClient:
         if found is None and isinstance(meta.get("pagination"), dict):
             found = Reader(meta["pagination"], data.endpoint, "meta.pagination")
         if found is None:
-            if "pagination" in data.obj or "pagination" in meta:
-                where = "data" if "pagination" in data.obj else "meta"
-                raise UnreadableAnswer(data.endpoint, f"{where}.pagination", "is not an object")
+            for where, holder in (("data", data.obj), ("meta", meta)):
+                if holder.get("pagination") is not None:  # there, but not an object
+                    raise UnreadableAnswer(data.endpoint, f"{where}.pagination", "is not an object")
             more = len(items) >= min(page_size, PAGE_SIZE_MAX)
             seen = (page - 1) * page_size + len(items)
             return Page(items, page, page + 1 if more else page, seen)

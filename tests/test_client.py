@@ -493,3 +493,28 @@ async def test_gift_order_times_to_the_millisecond(client, clock) -> None:
     assert order.created_at == clock.wall(7.001)
     listed = (await client.gift_list(since=clock.wall(7.001), until=clock.wall(7.001))).items
     assert [o.id for o in listed] == [sent.order_id]
+
+
+@pytest.mark.parametrize(
+    ("pagination", "outcome"),
+    [
+        ("three", 'data.pagination" is not an object'),
+        ({"page": 1, "totalPages": "many"}, 'data.pagination.totalPages" is text, not a number'),
+        (None, None),  # null: as if absent, read on while pages are full
+    ],
+)
+async def test_unreadable_pagination_is_named(app, clock, pagination, outcome) -> None:
+    def spoil(path: str, body: Any) -> Any:
+        if path == "/v3/mobile/list":
+            body["data"]["pagination"] = pagination
+        return body
+
+    async with client_on(Rewrite(app, spoil)) as c:
+        await fill(c, clock, 2)
+        if outcome is None:
+            page = await c.mobile_list(page=1, page_size=2)
+            assert page.total_pages == 2
+            return
+        with pytest.raises(UnreadableAnswer) as e:
+            await c.mobile_list(page=1, page_size=2)
+    assert outcome in str(e.value)

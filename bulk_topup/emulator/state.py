@@ -165,7 +165,7 @@ class Variants(Switches):
     getmenu_message: str = fx.GETMENU_MESSAGE
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     kind: str  # mobile | internet | gift
     id: str
