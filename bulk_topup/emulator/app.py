@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from .admin import ADMIN_ROUTES, admin_endpoint
 from .api import API_ROUTES
 from .envelope import Handler, Reply, fail, garbage, ok
+from .gifts import GIFT_ROUTES
 from .state import ApiKey, World
 
 MAX_FAILED_TOKENS = 5
@@ -45,7 +46,7 @@ class EmulatorApp:
         self.world = world
         routes = [
             Route(path, _endpoint(world, path, fn, write), methods=[method])
-            for method, path, fn, write in API_ROUTES
+            for method, path, fn, write in API_ROUTES + GIFT_ROUTES
         ]
         routes += [
             Route(path, admin_endpoint(world, fn), methods=[method])
