@@ -5,17 +5,25 @@ Every failure is sorted into one of three classes (see `errors`):
 - `ApiRefused`: the API answered with an error envelope (4xx), definitive; `RateLimited` (429) is
   the one refusal worth retrying, after `Retry-After`;
 - `OutcomeUnknown`: it may have been processed (read timeout, connection lost after sending,
-  5xx on a POST, a body that is not the API's envelope).
+  5xx on a POST); `UnreadableAnswer`, one of them, when the answer is not what the API documents
+  (`data` null, an HTML page, a required field missing or of the wrong type): one sentence naming
+  the endpoint and the field.
 
-GETs are retried (jittered exponential backoff, capped, `Retry-After` wins). A POST is retried only
-when it provably never reached the API; an ambiguous POST is the caller's to reconcile. The key goes
-in one header and nowhere else: not in a repr, an exception or a log line.
+GETs are retried (jittered exponential backoff, capped, `Retry-After` wins), except after an
+answer that arrived whole but cannot be read: asking again would read the same. A POST is retried
+only when it provably never reached the API; an ambiguous POST is the caller's to reconcile.
+
+List answers are read with their pagination from `data.pagination` or `meta.pagination` (the
+documentation shows both); without either, a full page is taken to mean another may follow.
+
+The key goes in one header and nowhere else: not in a repr, an exception or a log line.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -36,7 +44,9 @@ from .errors import (
     NotFound,
     OutcomeUnknown,
     RateLimited,
+    RefNotAccepted,
     RequestNotSent,
+    UnreadableAnswer,
 )
 from .models import (
     Card,
@@ -48,6 +58,7 @@ from .models import (
     MobilePlan,
     Offer,
     Page,
+    Reader,
     Submitted,
     T,
     TopupStatus,
@@ -104,6 +115,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _retryable_get(exc: BaseException) -> bool:
+    if isinstance(exc, UnreadableAnswer):
+        return exc.http_status >= 500  # a whole answer we cannot read reads the same again
     if isinstance(exc, RequestNotSent | OutcomeUnknown | RateLimited):
         return True
     return isinstance(exc, ApiRefused) and exc.http_status >= 500
@@ -227,11 +240,23 @@ class OneClickClient:
                 request_id=request_id,
             )
         if not envelope:
-            raise OutcomeUnknown(
-                f"the API answered {what} with HTTP {status} and a body that is "
-                f"not its usual answer",
-                request_id=request_id,
+            if status >= 500:
+                may = "; the order may exist" if method != "GET" else ""
+                raise OutcomeUnknown(
+                    f"the API failed while handling {what} (HTTP {status}){may}",
+                    request_id=request_id,
+                )
+            looks = response.headers.get("content-type", "")
+            problem = (
+                "is a web page, not the API's JSON answer"
+                if "html" in looks or response.text.lstrip().startswith("<")
+                else "is empty"
+                if not response.content.strip()
+                else "is not the API's JSON answer"
             )
+            if not 200 <= status < 300:
+                problem += f" (HTTP {status})"
+            raise UnreadableAnswer(what, "", problem, http_status=status, request_id=request_id)
         assert isinstance(payload, dict)
         if payload["success"] and status < 300:
             meta: dict[str, Any] = payload["meta"] if isinstance(payload.get("meta"), dict) else {}
@@ -274,8 +299,13 @@ class OneClickClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get(self, path: str, **params: Any) -> Any:
+        """The `data` of a GET's answer (anything: read it with a `Reader`)."""
+        return (await self._answer(path, **params))[0]
+
+    async def _answer(self, path: str, **params: Any) -> tuple[Any, dict[str, Any]]:
+        """The `data` and `meta` of a GET's answer."""
         clean = {k: v for k, v in params.items() if v is not None}
-        return (await self._call("GET", path, params=clean or None))[0]
+        return await self._call("GET", path, params=clean or None)
 
     @staticmethod
     def _window(
@@ -291,32 +321,67 @@ class OneClickClient:
         }
 
     @staticmethod
-    def _page(data: dict[str, Any], items: list[T]) -> Page[T]:
-        p = data.get("pagination") or {}
+    def _page(
+        data: Reader, meta: dict[str, Any], items: list[T], page: int, page_size: int
+    ) -> Page[T]:
+        """A page with its pagination, from `data.pagination` or `meta.pagination`; without
+        either, a full page means another may follow (a sweep must not stop early)."""
+        found = data.child("pagination")
+        if found is None and isinstance(meta.get("pagination"), dict):
+            found = Reader(meta["pagination"], data.endpoint, "meta.pagination")
+        if found is None:
+            for where, holder in (("data", data.obj), ("meta", meta)):
+                if holder.get("pagination") is not None:  # there, but not an object
+                    raise UnreadableAnswer(data.endpoint, f"{where}.pagination", "is not an object")
+            more = len(items) >= min(page_size, PAGE_SIZE_MAX)
+            seen = (page - 1) * page_size + len(items)
+            return Page(items, page, page + 1 if more else page, seen)
+        total_pages = found.integer("totalPages", required=True) or 0
+        total = found.integer("totalResults")
         return Page(
             items,
-            int(p.get("page", 1)),
-            int(p.get("totalPages", 1)),
-            int(p.get("totalResults", len(items))),
+            found.integer("page") or page,
+            total_pages,
+            total if total is not None else (page - 1) * page_size + len(items),
         )
+
+    async def _list(
+        self,
+        path: str,
+        keys: tuple[str, ...],
+        page: int,
+        page_size: int,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> tuple[list[Reader], Reader, dict[str, Any], str]:
+        """One list page: its item readers (under the first of `keys` present), the `data`
+        reader, the `meta`, and the endpoint's name for messages."""
+        window = self._window(page, page_size, since, until)
+        data, meta = await self._answer(path, **window)
+        endpoint = f"GET {path}"
+        r = Reader(data, endpoint)
+        key = next((k for k in keys if r.obj.get(k) is not None), keys[0])
+        return r.items(key, required=True), r, meta, endpoint
 
     # --- core and account ------------------------------------------------------------------------
 
     async def ping(self) -> dict[str, Any]:
-        return dict(await self._get("/v3/ping"))
+        return dict(Reader(await self._get("/v3/ping"), "GET /v3/ping").obj)
 
     async def validate_key(self) -> KeyInfo:
-        data = await self._get("/v3/validate")
-        key = data.get("apiKey") or {}
+        r = Reader(await self._get("/v3/validate"), "GET /v3/validate")
+        key = r.child("apiKey", required=True)
+        assert key is not None
         return KeyInfo(
-            str(data.get("username", "")),
-            str(key.get("type", "")),
-            str(key.get("scope", "")),
-            bool(key.get("isEnabled", True)),
+            r.text("username") or "",
+            key.text("type", required=True, numbers=False) or "",
+            key.text("scope", numbers=False) or "",
+            bool(key.boolean("isEnabled", default=True)),
         )
 
     async def balance(self) -> float:
-        return float((await self._get("/v3/account/balance"))["balance"])
+        r = Reader(await self._get("/v3/account/balance"), "GET /v3/account/balance")
+        return r.number("balance", required=True) or 0.0
 
     async def transactions(
         self,
@@ -325,27 +390,27 @@ class OneClickClient:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Page[dict[str, Any]]:
-        data = await self._get(
-            "/v3/account/transactions", **self._window(page, page_size, since, until)
+        items, r, meta, _ = await self._list(
+            "/v3/account/transactions", ("items",), page, page_size, since, until
         )
-        return self._page(data, list(data.get("items") or []))
+        return self._page(r, meta, [i.obj for i in items], page, page_size)
 
     # --- mobile ----------------------------------------------------------------------------------
 
     async def mobile_plans(self) -> list[MobilePlan]:
-        data = await self._get("/v3/mobile/plans")
+        r = Reader(await self._get("/v3/mobile/plans"), "GET /v3/mobile/plans")
         plans = []
-        for p in (data.get("dynamicPlans") or []) + (data.get("fixedPlans") or []):
+        for p in r.items("dynamicPlans") + r.items("fixedPlans"):
             plans.append(
                 MobilePlan(
-                    code=str(p["code"]),
-                    name=str(p.get("name", "")),
-                    operator=str(p.get("operator", "")),
-                    cost=float(p["cost"]) if p.get("cost") is not None else None,
-                    enabled=bool(p.get("isEnabled", True)),
-                    min_amount=p.get("min_amount"),
-                    max_amount=p.get("max_amount"),
-                    amount=p.get("amount"),
+                    code=p.text("code", required=True, numbers=False) or "",
+                    name=p.text("name") or "",
+                    operator=p.text("operator") or "",
+                    cost=p.number("cost"),
+                    enabled=bool(p.boolean("isEnabled", default=True)),
+                    min_amount=p.integer("min_amount"),
+                    max_amount=p.integer("max_amount"),
+                    amount=p.integer("amount"),
                 )
             )
         return plans
@@ -360,12 +425,12 @@ class OneClickClient:
         return parse_submitted(data, "topupId", "POST /v3/mobile/send")
 
     async def mobile_check_ref(self, ref: str) -> TopupStatus:
-        return parse_topup("mobile", await self._get(f"/v3/mobile/check-ref/{quote(ref, safe='')}"))
+        path = f"/v3/mobile/check-ref/{quote(ref, safe='')}"
+        return parse_topup("mobile", await self._get(path), f"GET {path}")
 
     async def mobile_check_id(self, topup_id: str) -> TopupStatus:
-        return parse_topup(
-            "mobile", await self._get(f"/v3/mobile/check-id/{quote(topup_id, safe='')}")
-        )
+        path = f"/v3/mobile/check-id/{quote(topup_id, safe='')}"
+        return parse_topup("mobile", await self._get(path), f"GET {path}")
 
     async def mobile_list(
         self,
@@ -374,20 +439,35 @@ class OneClickClient:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Page[TopupStatus]:
-        data = await self._get("/v3/mobile/list", **self._window(page, page_size, since, until))
-        return self._page(data, [parse_topup("mobile", d) for d in data.get("items") or []])
+        items, r, meta, endpoint = await self._list(
+            "/v3/mobile/list", ("items",), page, page_size, since, until
+        )
+        parsed = [parse_topup("mobile", i.obj, endpoint, i.path) for i in items]
+        return self._page(r, meta, parsed, page, page_size)
 
     # --- internet --------------------------------------------------------------------------------
 
     async def internet_products(self, kind: str) -> list[InternetProduct]:
+        endpoint = "GET /v3/internet/products"
         data = await self._get("/v3/internet/products", type=kind)
+        # The reference puts the products under `data.products`; one guide answers the bare list.
+        if isinstance(data, list):
+            data = {"products": data}
+        products = Reader(data, endpoint).items("products", required=True)
         return [
-            InternetProduct(kind, int(p["value"]), float(p["cost"]), bool(p["available"]))
-            for p in data.get("products") or []
+            InternetProduct(
+                kind,
+                p.integer("value", required=True) or 0,
+                p.number("cost", required=True) or 0.0,
+                bool(p.boolean("available", default=True)),
+            )
+            for p in products
         ]
 
     async def internet_check_number(self, kind: str, number: str) -> dict[str, Any]:
-        return dict(await self._get("/v3/internet/check-number", type=kind, number=number))
+        endpoint = "GET /v3/internet/check-number"
+        data = await self._get("/v3/internet/check-number", type=kind, number=number)
+        return dict(Reader(data, endpoint).obj)
 
     async def send_internet(self, *, kind: str, number: str, value: int, ref: str) -> Submitted:
         body = {"type": kind, "number": number, "value": value, "ref": ref}
@@ -395,13 +475,12 @@ class OneClickClient:
         return parse_submitted(data, "topupId", "POST /v3/internet/send")
 
     async def internet_check_ref(self, ref: str) -> TopupStatus:
-        return parse_topup(
-            "internet", await self._get(f"/v3/internet/check-ref/{quote(ref, safe='')}")
-        )
+        path = f"/v3/internet/check-ref/{quote(ref, safe='')}"
+        return parse_topup("internet", await self._get(path), f"GET {path}")
 
     async def internet_check_id(self, topup_id: str) -> TopupStatus:
         path = f"/v3/internet/check-id/{quote(topup_id, safe='')}"
-        return parse_topup("internet", await self._get(path))
+        return parse_topup("internet", await self._get(path), f"GET {path}")
 
     async def internet_list(
         self,
@@ -410,50 +489,70 @@ class OneClickClient:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Page[TopupStatus]:
-        data = await self._get("/v3/internet/list", **self._window(page, page_size, since, until))
         # The documented example names the array `topups`; other lists use `items`.
-        items = data.get("topups") if data.get("topups") is not None else data.get("items")
-        return self._page(data, [parse_topup("internet", d) for d in items or []])
+        items, r, meta, endpoint = await self._list(
+            "/v3/internet/list", ("topups", "items"), page, page_size, since, until
+        )
+        parsed = [parse_topup("internet", i.obj, endpoint, i.path) for i in items]
+        return self._page(r, meta, parsed, page, page_size)
 
     # --- gift cards ------------------------------------------------------------------------------
 
     async def gift_catalog(self) -> list[GiftProduct]:
-        data = await self._get("/v3/gift-cards/catalog")
+        r = Reader(await self._get("/v3/gift-cards/catalog"), "GET /v3/gift-cards/catalog")
         return [
             GiftProduct(
-                str(p["id"]),
-                str(p.get("title", "")),
-                bool(p.get("enabled", True)),
-                str(c.get("name", "")),
-                p.get("region"),
+                p.text("id", required=True) or "",
+                p.text("title") or "",
+                bool(p.boolean("enabled", default=True)),
+                c.text("name") or "",
+                p.text("region"),
             )
-            for c in data.get("categories") or []
-            for p in c.get("products") or []
+            for c in r.items("categories", required=True)
+            for p in c.items("products")
         ]
 
     async def gift_check_product(self, product_id: str) -> list[GiftType]:
-        data = await self._get(f"/v3/gift-cards/checkProduct/{quote(product_id, safe='')}")
+        path = f"/v3/gift-cards/checkProduct/{quote(product_id, safe='')}"
+        r = Reader(await self._get(path), f"GET {path}")
         return [
             GiftType(
-                str(t["id"]),
-                str(t.get("name", "")),
-                float(t.get("price", 0)),
-                int(t.get("quantity", 0)),
+                t.text("id", required=True) or "",
+                t.text("name") or "",
+                t.number("price", required=True) or 0.0,
+                t.integer("quantity", required=True) or 0,
             )
-            for t in data.get("types") or []
+            for t in r.items("types", required=True)
         ]
 
     async def place_gift_order(
         self, *, product_id: str, type_id: str, quantity: int, ref: str | None = None
     ) -> Submitted:
+        """Buy `quantity` cards. With `ref`, the ref is sent too: `Submitted.ref` is the API's
+        `orderRef` when it honours gift refs, None when it ignored the field. An API that refuses
+        the field raises `RefNotAccepted`: no order was made; send it again without the ref."""
         body: dict[str, Any] = {"productId": product_id, "typeId": type_id, "quantity": quantity}
         if ref is not None:
-            body["ref"] = ref  # honoured by some API versions (they answer orderRef)
-        data, _ = await self._call("POST", "/v3/gift-cards/placeOrder", body=body)
-        return parse_submitted(data, "orderId", "POST /v3/gift-cards/placeOrder")
+            body["ref"] = ref
+        what = "POST /v3/gift-cards/placeOrder"
+        try:
+            data, _ = await self._call("POST", "/v3/gift-cards/placeOrder", body=body)
+        except ApiRefused as e:
+            if ref is not None and _names_ref(e):
+                raise RefNotAccepted(
+                    f"the API refused the gift order's ref ({e.code}: {e.message}); "
+                    "no order was made, it can be sent again without the ref",
+                    code=e.code,
+                    http_status=e.http_status,
+                    details=e.details,
+                    request_id=e.request_id,
+                ) from None
+            raise
+        return parse_submitted(data, "orderId", what, ref_field="orderRef")
 
     async def gift_check_order(self, order_id: str) -> GiftOrder:
-        return parse_gift(await self._get(f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"))
+        path = f"/v3/gift-cards/checkOrder/{quote(order_id, safe='')}"
+        return parse_gift(await self._get(path), f"GET {path}")
 
     async def gift_list(
         self,
@@ -462,12 +561,50 @@ class OneClickClient:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Page[GiftOrder]:
-        data = await self._get("/v3/gift-cards/list", **self._window(page, page_size, since, until))
-        return self._page(data, [parse_gift(d) for d in data.get("items") or []])
+        items, r, meta, endpoint = await self._list(
+            "/v3/gift-cards/list", ("items",), page, page_size, since, until
+        )
+        parsed = [parse_gift(i.obj, endpoint, i.path) for i in items]
+        return self._page(r, meta, parsed, page, page_size)
+
+    async def listed(
+        self, kind: str, since: datetime, until: datetime, page_size: int = PAGE_SIZE_MAX
+    ) -> AsyncIterator[Any]:
+        """Every order of `kind` (mobile, internet, gift) created between `since` and `until`,
+        newest first, page after page until the last one; the caller may stop early."""
+        lister: Callable[..., Awaitable[Page[Any]]]
+        if kind == "mobile":
+            lister = self.mobile_list
+        elif kind == "internet":
+            lister = self.internet_list
+        elif kind == "gift":
+            lister = self.gift_list
+        else:
+            raise ValueError(f"no list of {kind!r} orders")
+        page, pages = 1, 1
+        while page <= pages:
+            found = await lister(page=page, page_size=page_size, since=since, until=until)
+            pages = found.total_pages
+            for item in found.items:
+                yield item
+            page += 1
+
+
+def _names_ref(e: ApiRefused) -> bool:
+    """A validation refusal that is about the `ref` field (by its details, or by name in the
+    message, as schema validators write it: `body/ref`, `'ref'`, `"ref"`)."""
+    if e.code != "ERR_VALIDATION" or e.http_status != 400:
+        return False
+    named = {str(e.details.get(k)) for k in ("field", "additionalProperty", "property", "param")}
+    if "ref" in named:
+        return True
+    return bool(re.search(r"(body/ref\b|'ref'|\"ref\"|\bref\b is not allowed)", e.message))
 
 
 __all__ = [
     "ApiError",
+    "RefNotAccepted",
+    "UnreadableAnswer",
     "Card",
     "GiftOrder",
     "GiftProduct",

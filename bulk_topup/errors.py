@@ -15,8 +15,11 @@
         │   ├── InsufficientBalance
         │   ├── DuplicatedRef      the ref exists already: adopt the existing order
         │   ├── NotFound
+        │   ├── RefNotAccepted     400 naming `ref` on a gift order: no order was made
         │   └── RateLimited        429: refused before processing, retry after `retry_after`
         └── OutcomeUnknown         the request may or may not have been processed: reconcile
+            └── UnreadableAnswer   an answer that is not what the API documents (data null,
+                                   HTML, a field missing or of the wrong type)
 
 The three API failure classes are what the runner branches on: retry, accept the verdict, or
 reconcile with the provider before anything is sent again. Nothing here prints.
@@ -128,9 +131,43 @@ class NotFound(ApiRefused):
     pass
 
 
+class RefNotAccepted(ApiRefused):
+    """The API refused the `ref` field of a gift order (400 ERR_VALIDATION naming it): the body
+    failed validation, so no order was made, and the same order can be sent without the ref."""
+
+
 class RateLimited(ApiRefused):
     """429. The API refused before processing; `retry_after` is in seconds (may be None)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
+
+
+class UnreadableAnswer(OutcomeUnknown):
+    """An answer that is not what the API documents: `data` null, an HTML page, a required field
+    missing or of the wrong type. For a POST the order may exist; for a GET nothing is known.
+
+    `endpoint` is "METHOD /path", `field` the dotted path of what could not be read ("data",
+    "data.status", "data.items[3].cards[0].value"), `http_status` the answer's status code.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        field: str,
+        problem: str,
+        *,
+        http_status: int = 200,
+        request_id: str | None = None,
+    ) -> None:
+        what = "the answer" if not field else f'"{field}"'
+        super().__init__(
+            f"the OneClickDz API answered {endpoint} with something bulk-topup cannot read: "
+            f"{what} {problem}",
+            request_id=request_id,
+        )
+        self.endpoint = endpoint
+        self.field = field
+        self.problem = problem
+        self.http_status = http_status

@@ -397,12 +397,18 @@ class Journal:
         return list(seen)
 
     def totals(self) -> dict[str, float]:
-        """Face value of the valid rows, what was debited, what was refunded."""
+        """Face value of the valid rows, what was debited, what was refunded.
+
+        A partly filled gift order is charged per card delivered (`debited`, the provider's
+        fulfilled amount) and refunds the cards it did not deliver at the same price."""
         face, debited, refunds = self.db.execute(
             "SELECT COALESCE(SUM(CASE WHEN state != 'INVALID' THEN face_value END), 0), "
             "COALESCE(SUM(debited), 0), "
             "COALESCE(SUM(CASE WHEN state = 'REFUNDED' THEN cost "
-            "WHEN state = 'PARTIALLY_FILLED' THEN MAX(0, cost - COALESCE(debited, 0)) END), 0) "
+            "WHEN state = 'PARTIALLY_FILLED' AND fulfilled_quantity > 0 THEN "
+            "  COALESCE(debited, 0) * (json_extract(payload, '$.quantity') - fulfilled_quantity)"
+            "  / fulfilled_quantity "
+            "WHEN state = 'PARTIALLY_FILLED' THEN cost END), 0) "
             "FROM rows"
         ).fetchone()
         return {"face_value": round(face, 2), "debited": round(debited, 2),

@@ -16,9 +16,8 @@ being sent at most two single checks are in flight at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import anyio
 
@@ -26,21 +25,7 @@ from .clock import parse_iso
 from .context import RunContext
 from .errors import ApiError
 from .journal import Row
-from .models import GiftOrder, Page, TopupStatus
-
-
-async def listed(
-    lister: Callable[..., Awaitable[Page[Any]]], since: datetime, until: datetime
-) -> AsyncIterator[Any]:
-    """Every order a list endpoint has between `since` and `until`, page after page (100 a
-    call, the most the API gives); the caller may stop early."""
-    page, pages = 1, 1
-    while page <= pages:
-        found = await lister(page=page, page_size=100, since=since, until=until)
-        pages = found.total_pages
-        for item in found.items:
-            yield item
-        page += 1
+from .models import GiftOrder, TopupStatus
 
 
 class Poller:
@@ -129,16 +114,11 @@ class Poller:
         """Read the list pages over the rows' window; return the rows it did not show."""
         ctx = self.ctx
         wanted = {r.idx: r for r in rows}
-        lister: Callable[..., Awaitable[Any]]
-        if kind == "mobile":
-            lister = ctx.client.mobile_list
-        elif kind == "internet":
-            lister = ctx.client.internet_list
-        else:
-            lister = ctx.client.gift_list
         since, until = self._window(rows)
         try:
-            items: AsyncIterator[TopupStatus | GiftOrder] = listed(lister, since, until)
+            items: AsyncIterator[TopupStatus | GiftOrder] = ctx.client.listed(
+                "gift" if kind == "giftcard" else kind, since, until
+            )
             async for item in items:
                 self._seen(item, wanted)
                 if not wanted or ctx.guard.stopped:

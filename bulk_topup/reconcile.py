@@ -26,7 +26,7 @@ from .context import RunContext
 from .errors import ApiError, NotFound
 from .journal import Row, RowState
 from .models import GiftOrder
-from .poll import Poller, listed
+from .poll import Poller
 
 S = RowState
 
@@ -120,7 +120,7 @@ class Reconciler:
         candidates: list[GiftOrder] = []
         by_ref: list[GiftOrder] = []
         refs_shown = False
-        async for order in listed(ctx.client.gift_list, since, until):
+        async for order in ctx.client.listed("gift", since, until):
             order_ref = getattr(order, "ref", None)
             refs_shown = refs_shown or bool(order_ref)
             if order_ref and order_ref == row.ref:

@@ -116,6 +116,8 @@ class Runner:
         self._reconciled = False
         if journal.get_meta("gift_refs") == "honoured":
             self.ctx.state["gift_refs_honoured"] = True
+        if journal.get_meta("gift_refs") == "refused":
+            self.ctx.state["gift_refs_refused"] = True
 
     # --- control ---------------------------------------------------------------------------------
 

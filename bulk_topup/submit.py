@@ -31,6 +31,7 @@ from .errors import (
     InsufficientBalance,
     OutcomeUnknown,
     RateLimited,
+    RefNotAccepted,
     RequestNotSent,
 )
 from .journal import Row, RowState
@@ -168,6 +169,16 @@ class Submitter:
         except RateLimited as e:
             journal.transition(row.idx, S.PLANNED, "rate limited; not processed", error_code=e.code)
             return guard.spend_retry()
+        except RefNotAccepted as e:
+            # This API refuses a ref on gift orders: no order was made. The same order goes again
+            # without one (and so do the batch's other gift rows).
+            ctx.state["gift_refs_refused"] = True
+            journal.set_meta(gift_refs="refused")
+            journal.transition(
+                row.idx, S.PLANNED, f"the API refuses gift refs ({e.code}); not sent, sent "
+                "again without a ref",
+            )  # fmt: skip
+            return True
         except ApiRefused as e:
             guard.success()
             row = journal.transition(
@@ -215,9 +226,11 @@ class Submitter:
                 kind=p["type"], number=p["number"], value=p["value"], ref=row.ref
             )
         else:
+            refs_refused = self.ctx.state.get("gift_refs_refused")
             sent = await client.place_gift_order(
-                product_id=p["productId"], type_id=p["typeId"], quantity=p["quantity"], ref=row.ref
-            )
+                product_id=p["productId"], type_id=p["typeId"], quantity=p["quantity"],
+                ref=None if refs_refused else row.ref,
+            )  # fmt: skip
             if sent.ref == row.ref:
                 self.ctx.state["gift_refs_honoured"] = True
                 self.ctx.journal.set_meta(gift_refs="honoured")

@@ -441,9 +441,48 @@ async def test_gift_orders(http, clock, world, type_id, qty, status, delivered) 
         ),
     ],
 )
-async def test_gift_validation(http, body, field) -> None:
+@pytest.mark.parametrize("placeholders", [True, False])
+async def test_gift_validation_with_a_production_key(clock, body, field, placeholders) -> None:
+    """Production checks every id; placeholders are a sandbox matter only."""
+    world = World(clock=clock, keys={"p": ApiKey("p", "PRODUCTION")})
+    world.variants.update({"sandbox_placeholder_ids": placeholders})
+    async with httpx.AsyncClient(transport=EmulatorTransport(create_app(world)), base_url=BASE,
+                                 headers={"X-Access-Token": "p"}) as h:  # fmt: skip
+        e = error(await h.post("/v3/gift-cards/placeOrder", json=body), 400, "ERR_VALIDATION")
+    assert e["details"]["field"] == field
+    assert world.orders == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"productId": "nope", "typeId": "type_001", "quantity": 1}, "productId"),
+        ({"productId": "507f1f77bcf86cd799439011", "typeId": "type_999", "quantity": 1}, "typeId"),
+    ],
+)
+async def test_sandbox_unknown_ids_are_refused_when_placeholders_are_off(
+    http, world, body, field
+) -> None:
+    world.variants.update({"sandbox_placeholder_ids": False})
     e = error(await http.post("/v3/gift-cards/placeOrder", json=body), 400, "ERR_VALIDATION")
     assert e["details"]["field"] == field
+    assert world.orders == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"productId": "507f1f77bcf86cd799439015", "typeId": "xbox_10usd", "quantity": 1},
+        {"productId": "507f1f77bcf86cd799439011", "typeId": "type_001", "quantity": 0},
+        {"productId": "507f1f77bcf86cd799439011", "typeId": "type_003", "quantity": 1},
+        {"productId": "507f1f77bcf86cd799439011", "typeId": "type_001", "quantity": 151},
+    ],
+)
+async def test_sandbox_still_refuses_known_ids_it_cannot_serve(http, world, body) -> None:
+    """Placeholders stand for unknown ids only: a disabled product, a sold-out type or a
+    quantity beyond stock is refused in the sandbox too."""
+    error(await http.post("/v3/gift-cards/placeOrder", json=body), 400, "ERR_VALIDATION")
+    assert world.orders == []
 
 
 async def test_gift_stock_goes_down(http) -> None:
@@ -576,3 +615,316 @@ async def test_ip_whitelist(clock) -> None:
                                  headers={"X-Access-Token": "w"}) as h:  # fmt: skip
         e = error(await h.get("/v3/account/balance"), 403, "IP_NOT_ALLOWED")
     assert e["message"] == "Your IP address is not allowed to use this API key"
+
+
+# --- sandbox gift orders, gift refs and the documentation's variants -----------------------------
+
+PSN = "507f1f77bcf86cd799439011"
+
+
+async def place(http: httpx.AsyncClient, **body: object) -> httpx.Response:
+    return await http.post("/v3/gift-cards/placeOrder", json={"productId": PSN, **body})
+
+
+@pytest.mark.parametrize(("free", "charged"), [(True, 0), (False, 980)])
+async def test_sandbox_gift_orders_are_free_unless_switched(http, world, clock, free, charged):
+    world.variants.update({"sandbox_gift_free": free})
+    before = world.balance
+    oid = data(await place(http, typeId="type_001", quantity=2))["orderId"]
+    clock.advance(10)
+    d = data(await http.get(f"/v3/gift-cards/checkOrder/{oid}"))
+    assert (d["price_per_card"], d["fulfilled_amount"]) == (charged // 2, charged)
+    assert world.balance == before - charged
+    ledger = data(await http.get("/v3/account/transactions"))["items"]
+    assert [t["type"] for t in ledger] == (["ORDER"] if charged else [])
+    # Stock is used up either way: a sold-out type is refused in the sandbox too.
+    types = data(await http.get(f"/v3/gift-cards/checkProduct/{PSN}"))["types"]
+    assert types[0]["quantity"] == 148
+
+
+async def test_a_production_key_pays_for_gift_orders(clock) -> None:
+    world = World(clock=clock, keys={"p": ApiKey("p", "PRODUCTION")})
+    async with httpx.AsyncClient(transport=EmulatorTransport(create_app(world)), base_url=BASE,
+                                 headers={"X-Access-Token": "p"}) as h:  # fmt: skip
+        data(await place(h, typeId="type_002", quantity=1))
+        error(await place(h, typeId="TEST_REFUND", quantity=1), 400, "ERR_VALIDATION")
+        error(await place(h, typeId="string", quantity=1), 400, "ERR_VALIDATION")
+    assert world.balance == 500_000 - 980
+
+
+async def test_sandbox_placeholder_ids_are_fulfilled(http, world, clock) -> None:
+    oid = data(
+        await http.post(
+            "/v3/gift-cards/placeOrder",
+            json={"productId": "string", "typeId": "string", "quantity": 2},
+        )
+    )
+    clock.advance(10)
+    d = data(await http.get(f"/v3/gift-cards/checkOrder/{oid['orderId']}"))
+    assert (d["status"], d["product"], d["type"], d["fulfilled_quantity"]) == (
+        "FULFILLED", "string", "string", 2)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("default", "status", "quantity"), [(1, 200, 1), (3, 200, 3), (0, 400, None)]
+)
+async def test_gift_order_without_quantity(http, world, default, status, quantity) -> None:
+    """The Arabic guide sends no quantity; the reference requires one."""
+    world.variants.update({"gift_quantity_default": default})
+    r = await place(http, typeId="type_001")
+    assert r.status_code == status, r.text
+    if quantity is None:
+        assert r.json()["error"]["details"]["field"] == "quantity"
+        assert world.orders == []
+    else:
+        assert world.orders[0].fields["quantity"] == quantity
+
+
+@pytest.mark.parametrize(
+    ("rounding", "qty", "status", "cards"),
+    [
+        ("down", 1, "REFUNDED", 0),
+        ("down", 3, "PARTIALLY_FILLED", 1),
+        ("down", 4, "PARTIALLY_FILLED", 2),
+        ("up", 1, "FULFILLED", 1),
+        ("up", 3, "PARTIALLY_FILLED", 2),
+    ],
+)
+async def test_test_partial_rounding(http, world, clock, rounding, qty, status, cards) -> None:
+    world.variants.update({"partial_rounding": rounding})
+    oid = data(await place(http, typeId="TEST_PARTIAL", quantity=qty))["orderId"]
+    clock.advance(10)
+    d = data(await http.get(f"/v3/gift-cards/checkOrder/{oid}"))
+    assert (d["status"], d["fulfilled_quantity"], len(d["cards"])) == (status, cards, cards)
+
+
+async def test_gift_refs_ignored_by_default(http, world, clock) -> None:
+    first = data(await place(http, typeId="type_001", quantity=1, ref="g-1"))
+    second = data(await place(http, typeId="type_001", quantity=1, ref="g-1"))
+    assert set(first) == set(second) == {"orderId"}
+    clock.advance(10)
+    assert "ref" not in data(await http.get(f"/v3/gift-cards/checkOrder/{first['orderId']}"))
+    assert all("ref" not in o for o in data(await http.get("/v3/gift-cards/list"))["items"])
+    assert len(world.orders) == 2 and world.by_ref == {}
+
+
+async def test_gift_refs_honoured(http, world, clock) -> None:
+    world.faults.update({"gift_refs": "honour"})
+    d = data(await place(http, typeId="type_001", quantity=1, ref="g-1"))
+    assert d["orderRef"] == "g-1"
+    before = world.balance
+    e = error(await place(http, typeId="type_002", quantity=1, ref="g-1"), 403, "DUPLICATED_REF")
+    assert e["message"] == "This reference ID is already in use"
+    assert world.balance == before and len(world.orders) == 1
+    # One namespace with top-up refs.
+    error(await send(http, ref="g-1"), 403, "DUPLICATED_REF")
+    auto = data(await place(http, typeId="type_001", quantity=1))
+    assert auto["orderRef"].startswith("API-+213665983439-")
+    clock.advance(10)
+    assert data(await http.get(f"/v3/gift-cards/checkOrder/{d['orderId']}"))["ref"] == "g-1"
+    listed = data(await http.get("/v3/gift-cards/list"))["items"]
+    assert [o["ref"] for o in listed] == [auto["orderRef"], "g-1"]
+    orders = (await http.get("/__emulator/orders", params={"ref": "g-1"})).json()["orders"]
+    assert [o["kind"] for o in orders] == ["gift"]
+
+
+async def test_gift_refs_honoured_without_dedup_make_a_second_order(http, world) -> None:
+    world.faults.update({"gift_refs": "honour", "ref_dedup": False})
+    data(await place(http, typeId="type_001", quantity=1, ref="g-1"))
+    data(await place(http, typeId="type_001", quantity=1, ref="g-1"))
+    assert world.stats()["orders_per_ref"] == {"g-1": 2}
+
+
+async def test_gift_refs_refused(http, world) -> None:
+    world.faults.update({"gift_refs": "refuse"})
+    before = world.balance
+    e = error(await place(http, typeId="type_001", quantity=1, ref="g-1"), 400, "ERR_VALIDATION")
+    assert e["details"] == {"field": "ref", "value": "g-1"}
+    assert world.orders == [] and world.balance == before
+    data(await place(http, typeId="type_001", quantity=1))  # the same order without the ref
+
+
+@pytest.mark.parametrize(
+    ("where", "in_data", "in_meta"),
+    [("data", True, False), ("meta", False, True), ("both", True, True)],
+)
+async def test_pagination_placement(http, world, where, in_data, in_meta) -> None:
+    world.variants.update({"pagination": where})
+    for path in ("/v3/mobile/list", "/v3/internet/list", "/v3/gift-cards/list",
+                 "/v3/account/transactions"):  # fmt: skip
+        body = (await http.get(path)).json()
+        assert ("pagination" in body["data"]) == in_data, path
+        assert ("pagination" in body["meta"]) == in_meta, path
+
+
+@pytest.mark.parametrize(
+    ("where", "data_type", "meta_type"),
+    [("data", "ADSL", None), ("meta", None, "ADSL"), ("both", "ADSL", "ADSL")],
+)
+async def test_internet_products_type_placement(http, world, where, data_type, meta_type) -> None:
+    world.variants.update({"products_type": where})
+    body = (await http.get("/v3/internet/products", params={"type": "ADSL"})).json()
+    assert body["data"].get("type") == data_type and body["meta"].get("type") == meta_type
+    world.variants.update({"products_type": "array"})
+    body = (await http.get("/v3/internet/products", params={"type": "ADSL"})).json()
+    assert body["data"][0] == {"value": 500, "cost": 490, "available": True}
+
+
+async def test_balance_currency_and_new_balance_are_variants(http, world) -> None:
+    assert data(await http.get("/v3/account/balance")) == {"balance": 500_000}
+    assert "newBalance" not in data(await send(http, ref="a"))
+    world.variants.update({"balance_currency": True, "send_new_balance": True})
+    assert data(await http.get("/v3/account/balance"))["currency"] == "DZD"
+    assert data(await send(http, ref="b"))["newBalance"] == world.balance
+
+
+async def test_undocumented_texts_can_be_set(http, world, clock) -> None:
+    world.variants.update({"refund_message": "R", "unknown_message": "U", "getmenu_message": "G"})
+    data(await send(http, "0600000001", "r"))
+    data(await send(http, "0600000003", "u"))
+    data(await send(http, "0661234567", "m", plan="GETMENU_Djezzy", amount=50))
+    clock.advance(30)
+    texts = [data(await http.get(f"/v3/mobile/check-ref/{r}"))["refund_message"] for r in "rum"]
+    assert texts == ["R", "U", "G"]
+
+
+async def test_admin_variants(http, world) -> None:
+    got = (await http.post("/__emulator/variants", json={"pagination": "meta"})).json()
+    assert got["pagination"] == "meta" and world.variants.pagination == "meta"
+    r = await http.post("/__emulator/variants", json={"pagination": "sideways"})
+    assert r.status_code == 400 and "pagination must be one of" in r.json()["error"]
+    r = await http.post("/__emulator/faults", json={"gift_refs": "maybe"})
+    assert r.status_code == 400
+
+
+# --- unreadable answers on demand ----------------------------------------------------------------
+
+
+async def test_garbage_null_on_one_endpoint_for_n_answers(http, world) -> None:
+    data(await send(http, ref="a"))
+    world.faults.update({"garbage_next": 2, "garbage": "null",
+                         "garbage_on": "GET /v3/mobile/check-ref"})  # fmt: skip
+    other = await http.get("/v3/mobile/check-id/ffffffffffffffffffffffff")
+    assert other.status_code == 404  # another endpoint: untouched
+    for ref in ("a", "never-sent"):  # a 404 becomes garbage too: the proxy eats whatever
+        r = await http.get(f"/v3/mobile/check-ref/{ref}")
+        assert r.status_code == 200 and r.json()["success"] is True and r.json()["data"] is None
+    assert data(await http.get("/v3/mobile/check-ref/a"))["ref"] == "a"
+    assert world.faults.garbage_next == 0 and world.faults_injected["garbage"] == 2
+
+
+async def test_garbage_html_and_empty(http, world) -> None:
+    world.faults.update({"garbage_next": 1, "garbage": "html"})
+    r = await http.get("/v3/account/balance")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "Bad Gateway" in r.text
+    world.faults.update({"garbage_next": 1, "garbage": "empty"})
+    r = await http.get("/v3/account/balance")
+    assert r.status_code == 200 and r.content == b""
+
+
+async def test_garbage_types_changes_every_field_type(http, world) -> None:
+    data(await send(http, ref="a"))
+    world.faults.update({"garbage_next": 1, "garbage": "types"})
+    d = data(await http.get("/v3/mobile/check-ref/a"))
+    assert d["status"] is True and d["topup_amount"] == "n/a" and d["_id"] is True
+
+
+async def test_garbage_on_a_post_comes_after_the_order(http, world) -> None:
+    world.faults.update({"garbage_next": 1, "garbage": "null", "garbage_on": "POST"})
+    r = await send(http, ref="a")
+    assert r.status_code == 200 and r.json()["data"] is None
+    assert [o.ref for o in world.orders] == ["a"]
+
+
+# --- times to the millisecond, and lists at scale ------------------------------------------------
+
+
+async def test_list_windows_are_exact_to_the_millisecond(http, clock) -> None:
+    clock.advance(12.3456)  # listed as 00:00:12.345Z
+    data(await send(http, ref="a"))
+    listed = data(await http.get("/v3/mobile/list"))["items"][0]
+    assert listed["created_at"] == "2025-10-29T00:00:12.345Z"
+    assert data(await http.get("/v3/mobile/check-ref/a"))["created_at"] == listed["created_at"]
+
+    async def window(lo: str, hi: str) -> list[str]:
+        d = data(await http.get("/v3/mobile/list", params={"from": lo, "to": hi}))
+        return [i["ref"] for i in d["items"]]
+
+    at = "2025-10-29T00:00:12.345Z"
+    assert await window(at, at) == ["a"]
+    assert await window("2025-10-29T00:00:12.346Z", "2025-10-29T00:00:13.000Z") == []
+    assert await window("2025-10-29T00:00:12.000Z", "2025-10-29T00:00:12.344Z") == []
+
+
+async def test_gift_time_is_exact_to_the_millisecond(http, clock) -> None:
+    clock.advance(7.0019)
+    oid = data(await place(http, typeId="type_001", quantity=1))["orderId"]
+    d = data(await http.get(f"/v3/gift-cards/checkOrder/{oid}"))
+    assert d["time"] == "2025-10-29T00:00:07.001Z"
+    window = {"from": d["time"], "to": d["time"]}
+    assert [
+        o["_id"] for o in data(await http.get("/v3/gift-cards/list", params=window))["items"]
+    ] == [oid]
+
+
+def test_pages_match_a_plain_filter_and_sort() -> None:
+    """ByTime's bisected pages equal filtering and sorting everything (the old way)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from bulk_topup.emulator.state import ByTime
+
+    @settings(derandomize=True, max_examples=300, deadline=None)
+    @given(
+        times=st.lists(st.integers(0, 50), max_size=60),
+        page=st.integers(1, 6),
+        size=st.integers(1, 12),
+        window=st.one_of(st.none(), st.tuples(st.integers(-5, 55), st.integers(-5, 55))),
+    )
+    def check(times, page, size, window) -> None:
+        index: ByTime[tuple[int, int]] = ByTime()
+        for i, t in enumerate(times):  # out of order too: a clock set back by admin
+            index.add(t, (t, i))
+        since, until = window if window else (None, None)
+        kept = [(t, i) for i, t in enumerate(times)
+                if (since is None or t >= since) and (until is None or t <= until)]  # fmt: skip
+        # newest first; equal times: the later insert first, as a stable reverse does
+        expected = sorted(kept, key=lambda x: (x[0], x[1]), reverse=True)
+        chunk, total = index.page(page, size, since, until)
+        assert total == len(kept)
+        assert chunk == expected[(page - 1) * size : page * size]
+
+    check()
+
+
+async def test_settle_applies_steps_in_time_order_and_resolve_supersedes(http, world, clock):
+    data(await send(http, "0600000001", "r1", amount=1000))  # refunded at 20 s
+    clock.advance(5)
+    data(await send(http, "0600000004", "u1", amount=1000))  # UNKNOWN_ERROR at 25 s
+    data(await send(http, "0600000003", "u2", amount=1000))
+    clock.advance(30)
+    assert (
+        await http.post("/__emulator/resolve", json={"ref": "u1", "status": "FULFILLED"})
+    ).json()
+    clock.advance(3 * 3600)  # u1's own REFUNDED step is superseded; u2 becomes FULFILLED
+    assert data(await http.get("/v3/mobile/check-ref/u1"))["status"] == "FULFILLED"
+    assert data(await http.get("/v3/mobile/check-ref/u2"))["status"] == "FULFILLED"
+    ledger = data(await http.get("/v3/account/transactions"))["items"]
+    assert [t["type"] for t in ledger] == ["REFUND-FLEXY", "FLEXY", "FLEXY", "FLEXY"]
+    times = [t["time"] for t in ledger]
+    assert times == sorted(times, reverse=True)
+    assert world.open == set()
+
+
+def test_the_readme_names_every_variant_and_only_those() -> None:
+    """The README's table of assumptions and the emulator's switches cannot drift apart."""
+    from dataclasses import fields as dataclass_fields
+    from pathlib import Path
+
+    from bulk_topup.emulator import Variants
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## The emulator") : readme.index("## Benchmarks")]
+    named = set(re.findall(r"`([a-z_]+)=", section))
+    assert named == {f.name for f in dataclass_fields(Variants)}

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .state import World
+from .state import World, ms_iso
 
 # --- admin (emulator only) -----------------------------------------------------------------------
 
@@ -46,6 +46,12 @@ async def admin_faults(request: Request, world: World) -> Any:
     return vars(world.faults)
 
 
+async def admin_variants(request: Request, world: World) -> Any:
+    if request.method == "POST":
+        world.variants.update(await request.json())
+    return vars(world.variants)
+
+
 async def admin_orders(request: Request, world: World) -> Any:
     world.settle()
     ref = request.query_params.get("ref")
@@ -60,7 +66,7 @@ async def admin_orders(request: Request, world: World) -> Any:
                 "status": o.status_at(now),
                 "debited": o.debited,
                 "refunded": o.refunded,
-                "created_at": world.timestamp(o.created),
+                "created_at": ms_iso(o.ms),
                 **o.fields,
             }
             for o in orders
@@ -111,6 +117,8 @@ ADMIN_ROUTES: list[tuple[str, str, AdminHandler]] = [
     ("POST", "/__emulator/reset", admin_reset),
     ("GET", "/__emulator/faults", admin_faults),
     ("POST", "/__emulator/faults", admin_faults),
+    ("GET", "/__emulator/variants", admin_variants),
+    ("POST", "/__emulator/variants", admin_variants),
     ("GET", "/__emulator/orders", admin_orders),
     ("GET", "/__emulator/clock", admin_clock),
     ("POST", "/__emulator/clock", admin_clock),

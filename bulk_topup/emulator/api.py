@@ -1,4 +1,6 @@
-"""The emulated endpoints of the OneClickDz Flexy API v3 (section 4 of oneclickdz-v3.md)."""
+"""The emulated endpoints of the OneClickDz Flexy API v3 (section 4 of oneclickdz-v3.md): core,
+account, mobile and internet; gift cards are in `gifts`. The helpers every order endpoint shares
+(refs, balance, look-ups) live here."""
 
 from __future__ import annotations
 
@@ -14,20 +16,22 @@ from .envelope import (
     integer,
     invalid,
     json_body,
+    listing,
     ok,
-    paginate,
     required,
 )
-from .state import ApiKey, Order, World
+from .state import ApiKey, Order, World, ms_iso
 
 MSSIDN_RE = re.compile(r"^0[567][0-9]{8}$")
 INTERNET_RE = {"ADSL": re.compile(r"^0[0-9]{8}$"), "4G": re.compile(r"^213[0-9]{9}$")}
 
 
-def _check_ref(world: World, body: dict[str, Any]) -> str:
+def check_ref(world: World, body: dict[str, Any], key: ApiKey | None = None) -> str:
+    """The body's `ref` (or one made up as the API does), refused if reused while `ref_dedup`."""
     ref = body.get("ref")
     if ref is None:
-        return f"API-{next(iter(world.keys.values())).username}-{world.new_id()}"
+        username = key.username if key else next(iter(world.keys.values())).username
+        return f"API-{username}-{world.new_id()}"
     if not isinstance(ref, str) or not 1 <= len(ref) <= 100:
         raise invalid("ref", ref, "body/ref must be a string of 1 to 100 characters")
     if world.faults.ref_dedup and ref in world.by_ref:
@@ -35,7 +39,8 @@ def _check_ref(world: World, body: dict[str, Any]) -> str:
     return ref
 
 
-def _charge(world: World, amount: float) -> None:
+def charge(world: World, amount: float) -> None:
+    """Refuse (403 INSUFFICIENT_BALANCE) an order the balance cannot pay."""
     if amount > world.balance:
         raise Reply(
             403,
@@ -68,13 +73,13 @@ async def validate(request: Request, world: World, key: ApiKey | None) -> Any:
 
 
 async def balance(request: Request, world: World, key: ApiKey | None) -> Any:
-    return {"balance": world.balance, "currency": "DZD"}
+    if world.variants.balance_currency:
+        return {"balance": world.balance, "currency": "DZD"}
+    return {"balance": world.balance}
 
 
 async def transactions(request: Request, world: World, key: ApiKey | None) -> Any:
-    data = paginate(request, world, world.transactions, lambda t: t["_at"])
-    data["items"] = [{k: v for k, v in t.items() if k != "_at"} for t in data["items"]]
-    return data
+    return listing(request, world, world.transactions, dict)
 
 
 # --- mobile --------------------------------------------------------------------------------------
@@ -111,8 +116,8 @@ async def mobile_send(request: Request, world: World, key: ApiKey | None) -> Any
                 f"and {plan['max_amount']} for plan {code}",
             )
     cost = round(amount * plan.get("cost", 1), 2)
-    ref = _check_ref(world, body)
-    _charge(world, cost)
+    ref = check_ref(world, body, key)
+    charge(world, cost)
     timeline, extra = _mobile_timeline(world, msisdn, plan, amount)
     order = Order(
         "mobile",
@@ -124,7 +129,10 @@ async def mobile_send(request: Request, world: World, key: ApiKey | None) -> Any
         cost,
     )
     world.add_order(order, "FLEXY", f"{code} {msisdn}")
-    return {"topupId": order.id, "topupRef": ref, "newBalance": world.balance}
+    answer: dict[str, Any] = {"topupId": order.id, "topupRef": ref}
+    if world.variants.send_new_balance:
+        answer["newBalance"] = world.balance
+    return answer
 
 
 def _mobile_timeline(
@@ -132,17 +140,18 @@ def _mobile_timeline(
 ) -> tuple[list[tuple[float, str]], dict[str, Any]]:
     start = [(0.0, "PENDING"), (fx.MOBILE_PENDING_S, "HANDLING")]
     settle = fx.MOBILE_SETTLE_S
+    texts = world.variants
     if plan["code"].startswith("GETMENU_"):
         offers = fx.GETMENU_OFFERS.get(plan["operator"], [])
         return start + [(settle, "REFUNDED")], {
-            "refund_message": fx.GETMENU_MESSAGE,
+            "refund_message": texts.getmenu_message,
             "suggested_offers": [
                 {"typename": t, "plan_code": c, "amount": a} for t, c, a in offers
             ],
         }
     scenario = fx.MOBILE_SCENARIOS.get(msisdn)
     if scenario == "refund":
-        return start + [(settle, "REFUNDED")], {"refund_message": fx.REFUND_MESSAGE}
+        return start + [(settle, "REFUNDED")], {"refund_message": texts.refund_message}
     if scenario == "suggest":
         facture = world.plans["FACTURE_DJEZZY"]
         offer = min(max(amount, facture["min_amount"]), facture["max_amount"])
@@ -155,7 +164,7 @@ def _mobile_timeline(
     if scenario in ("unknown_then_fulfilled", "unknown_then_refunded"):
         end = "FULFILLED" if scenario == "unknown_then_fulfilled" else "REFUNDED"
         return start + [(settle, "UNKNOWN_ERROR"), (fx.UNKNOWN_RESOLVE_S, end)], {
-            "refund_message": fx.UNKNOWN_MESSAGE
+            "refund_message": texts.unknown_message
         }
     return start + [(settle, "FULFILLED")], {}
 
@@ -170,7 +179,7 @@ def _mobile_view(world: World, order: Order) -> dict[str, Any]:
         "MSSIDN": f["MSSIDN"],
         "topup_amount": f["topup_amount"],
         "balance_amount": 0 if status == "REFUNDED" else order.debited,
-        "created_at": world.timestamp(order.created),
+        "created_at": ms_iso(order.ms),
         "_id": order.id,
     }
     if status in ("REFUNDED", "UNKNOWN_ERROR") and f.get("refund_message"):
@@ -180,7 +189,8 @@ def _mobile_view(world: World, order: Order) -> dict[str, Any]:
     return view
 
 
-def _find(world: World, kind: str, *, ref: str | None = None, oid: str | None = None) -> Order:
+def find_order(world: World, kind: str, *, ref: str | None = None, oid: str | None = None) -> Order:
+    """The order of `kind` with this ref (the latest) or id; 404 NOT_FOUND as the API words it."""
     if ref is not None:
         found = [o for o in world.by_ref.get(ref, []) if o.kind == kind]
         if found:
@@ -195,18 +205,15 @@ def _find(world: World, kind: str, *, ref: str | None = None, oid: str | None = 
 
 
 async def mobile_check_id(request: Request, world: World, key: ApiKey | None) -> Any:
-    return _mobile_view(world, _find(world, "mobile", oid=request.path_params["id"]))
+    return _mobile_view(world, find_order(world, "mobile", oid=request.path_params["id"]))
 
 
 async def mobile_check_ref(request: Request, world: World, key: ApiKey | None) -> Any:
-    return _mobile_view(world, _find(world, "mobile", ref=request.path_params["ref"]))
+    return _mobile_view(world, find_order(world, "mobile", ref=request.path_params["ref"]))
 
 
 async def mobile_list(request: Request, world: World, key: ApiKey | None) -> Any:
-    orders = [o for o in world.orders if o.kind == "mobile"]
-    data = paginate(request, world, orders, lambda o: o.created)
-    data["items"] = [_mobile_view(world, o) for o in data["items"]]
-    return data
+    return listing(request, world, world.by_kind["mobile"], lambda o: _mobile_view(world, o))
 
 
 # --- internet ------------------------------------------------------------------------------------
@@ -220,7 +227,14 @@ def _internet_type(value: Any) -> str:
 
 async def internet_products(request: Request, world: World, key: ApiKey | None) -> Any:
     kind = _internet_type(request.query_params.get("type"))
-    return ok(world, {"type": kind, "products": world.internet[kind]}, type=kind)
+    products = world.internet[kind]
+    where = world.variants.products_type
+    if where == "array":
+        return ok(world, products)
+    data: dict[str, Any] = {"products": products}
+    if where in ("data", "both"):
+        data["type"] = kind
+    return ok(world, data, **({"type": kind} if where in ("meta", "both") else {}))
 
 
 async def internet_check_number(request: Request, world: World, key: ApiKey | None) -> Any:
@@ -259,8 +273,8 @@ async def internet_send(request: Request, world: World, key: ApiKey | None) -> A
         raise invalid("value", value, f"No {kind} card of value {value}")
     if not product["available"]:
         raise invalid("value", value, f"{kind} card of value {value} is out of stock")
-    ref = _check_ref(world, body)
-    _charge(world, product["cost"])
+    ref = check_ref(world, body, key)
+    charge(world, product["cost"])
     scenario = fx.INTERNET_SCENARIOS.get(number)
     timeline = [(0.0, "HANDLING")]
     if scenario == "refund":
@@ -297,151 +311,21 @@ def _internet_view(world: World, order: Order) -> dict[str, Any]:
         for name in ("card_code", "num_trans", "date_traitement"):
             if name in f:
                 view[name] = f[name]
-    view["created_at"] = world.timestamp(order.created)
+    view["created_at"] = ms_iso(order.ms)
     return view
 
 
 async def internet_check_id(request: Request, world: World, key: ApiKey | None) -> Any:
-    return _internet_view(world, _find(world, "internet", oid=request.path_params["id"]))
+    return _internet_view(world, find_order(world, "internet", oid=request.path_params["id"]))
 
 
 async def internet_check_ref(request: Request, world: World, key: ApiKey | None) -> Any:
-    return _internet_view(world, _find(world, "internet", ref=request.path_params["ref"]))
+    return _internet_view(world, find_order(world, "internet", ref=request.path_params["ref"]))
 
 
 async def internet_list(request: Request, world: World, key: ApiKey | None) -> Any:
-    orders = [o for o in world.orders if o.kind == "internet"]
-    data = paginate(request, world, orders, lambda o: o.created, key="topups")
-    data["topups"] = [_internet_view(world, o) for o in data["topups"]]
-    return data
-
-
-# --- gift cards ----------------------------------------------------------------------------------
-
-
-def _gift_product(world: World, pid: Any) -> dict[str, Any]:
-    for category in fx.GIFT_CATEGORIES:
-        for product in category["products"]:
-            if product["id"] == pid:
-                return dict(product)
-    raise Reply(404, "NOT_FOUND", f"Product with id '{pid}' not found")
-
-
-def _gift_types(world: World, pid: str, key: ApiKey | None) -> list[dict[str, Any]]:
-    types = list(world.gift_types.get(pid, []))
-    if key is not None and key.type == "SANDBOX":
-        types += [{"id": tid, **t} for tid, t in fx.SANDBOX_GIFT_TYPES.items()]
-    return types
-
-
-async def gift_catalog(request: Request, world: World, key: ApiKey | None) -> Any:
-    categories = fx.GIFT_CATEGORIES
-    total = sum(len(c["products"]) for c in categories)
-    return ok(
-        world, {"categories": categories}, totalCategories=len(categories), totalProducts=total
-    )
-
-
-async def gift_check_product(request: Request, world: World, key: ApiKey | None) -> Any:
-    pid = request.path_params["productId"]
-    product = _gift_product(world, pid)
-    return {
-        "productId": pid,
-        "productTitle": product["title"],
-        "types": _gift_types(world, pid, key),
-    }
-
-
-async def gift_place_order(request: Request, world: World, key: ApiKey | None) -> Any:
-    body = await json_body(request)
-    pid = required(body, "productId")
-    tid = required(body, "typeId")
-    quantity = integer(body, "quantity")
-    try:
-        product = _gift_product(world, pid)
-    except Reply:
-        raise invalid("productId", pid, f"Unknown productId '{pid}'") from None
-    if not product["enabled"]:
-        raise invalid("productId", pid, f"Product '{product['title']}' is not available")
-    gift_type = next((t for t in _gift_types(world, pid, key) if t["id"] == tid), None)
-    if gift_type is None:
-        raise invalid("typeId", tid, f"Unknown typeId '{tid}' for product '{product['title']}'")
-    if quantity < 1:
-        raise invalid("quantity", quantity, "body/quantity must be >= 1")
-    if quantity > gift_type["quantity"]:
-        raise invalid(
-            "quantity", quantity, f"Only {gift_type['quantity']} in stock for '{gift_type['name']}'"
-        )
-    price = gift_type["price"]
-    _charge(world, price * quantity)
-    if tid not in fx.SANDBOX_GIFT_TYPES:
-        gift_type["quantity"] -= quantity  # the list in world.gift_types, by reference
-    if tid == "TEST_REFUND":
-        status, delivered = "REFUNDED", 0
-    elif tid == "TEST_PARTIAL":
-        delivered = quantity // 2
-        status = "PARTIALLY_FILLED" if delivered else "REFUNDED"
-    else:
-        status, delivered = "FULFILLED", quantity
-    fields: dict[str, Any] = {
-        "quantity": quantity,
-        "product": pid,
-        "type": tid,
-        "fulfilled_quantity": delivered,
-        "price_per_card": price,
-        "fulfilled_amount": delivered * price,
-        "cards": [_card(world) for _ in range(delivered)],
-    }
-    order = Order(
-        "gift",
-        world.new_id(),
-        None,
-        world.clock.now(),
-        [(0.0, "HANDLING"), (fx.GIFT_SETTLE_S, status)],
-        fields,
-        price * quantity,
-    )
-    world.add_order(order, "ORDER", f"{product['title']} x{quantity}")
-    return {"orderId": order.id}
-
-
-def _card(world: World) -> dict[str, str]:
-    n = next(world._cards)
-    return {"value": f"SANDBOX-CARD-{n}", "serial": f"SANDBOX-{n}"}
-
-
-def _gift_view(world: World, order: Order) -> dict[str, Any]:
-    f = order.fields
-    status = order.status_at(world.clock.now())
-    view: dict[str, Any] = {
-        "_id": order.id,
-        "status": status,
-        "quantity": f["quantity"],
-        "product": f["product"],
-        "type": f["type"],
-    }
-    if status in ("FULFILLED", "PARTIALLY_FILLED", "REFUNDED"):
-        view.update(
-            {
-                "fulfilled_quantity": f["fulfilled_quantity"],
-                "fulfilled_amount": f["fulfilled_amount"],
-                "price_per_card": f["price_per_card"],
-                "cards": f["cards"],
-            }
-        )
-    view["time"] = world.timestamp(order.created)
-    return view
-
-
-async def gift_check_order(request: Request, world: World, key: ApiKey | None) -> Any:
-    return _gift_view(world, _find(world, "gift", oid=request.path_params["orderId"]))
-
-
-async def gift_list(request: Request, world: World, key: ApiKey | None) -> Any:
-    orders = [o for o in world.orders if o.kind == "gift"]
-    data = paginate(request, world, orders, lambda o: o.created)
-    data["items"] = [_gift_view(world, o) for o in data["items"]]
-    return data
+    index = world.by_kind["internet"]
+    return listing(request, world, index, lambda o: _internet_view(world, o), key="topups")
 
 
 API_ROUTES: list[tuple[str, str, Handler, bool]] = [
@@ -460,9 +344,4 @@ API_ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", "/v3/internet/check-id/{id}", internet_check_id, False),
     ("GET", "/v3/internet/check-ref/{ref:path}", internet_check_ref, False),
     ("GET", "/v3/internet/list", internet_list, False),
-    ("GET", "/v3/gift-cards/catalog", gift_catalog, False),
-    ("GET", "/v3/gift-cards/checkProduct/{productId}", gift_check_product, False),
-    ("POST", "/v3/gift-cards/placeOrder", gift_place_order, True),
-    ("GET", "/v3/gift-cards/checkOrder/{orderId}", gift_check_order, False),
-    ("GET", "/v3/gift-cards/list", gift_list, False),
 ]

@@ -22,7 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from .admin import ADMIN_ROUTES, admin_endpoint
 from .api import API_ROUTES
-from .envelope import Handler, Reply, fail, ok
+from .envelope import Handler, Reply, fail, garbage, ok
+from .gifts import GIFT_ROUTES
 from .state import ApiKey, World
 
 MAX_FAILED_TOKENS = 5
@@ -45,7 +46,7 @@ class EmulatorApp:
         self.world = world
         routes = [
             Route(path, _endpoint(world, path, fn, write), methods=[method])
-            for method, path, fn, write in API_ROUTES
+            for method, path, fn, write in API_ROUTES + GIFT_ROUTES
         ]
         routes += [
             Route(path, admin_endpoint(world, fn), methods=[method])
@@ -153,6 +154,10 @@ def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable
                 faults.slow_next -= 1
                 world.faults_injected["slow"] += 1
                 await anyio.sleep(faults.slow_seconds)
+        if faults.garbage_next > 0 and name.startswith(faults.garbage_on):
+            faults.garbage_next -= 1
+            world.faults_injected["garbage"] += 1
+            response = garbage(world, faults.garbage, response)
         if faults.latency:
             await anyio.sleep(faults.latency)
         return response

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..clock import parse_iso
-from .state import ApiKey, World
+from .state import ApiKey, ByTime, World, epoch_ms
 
 
 class Reply(Exception):
@@ -78,13 +78,9 @@ def integer(body: dict[str, Any], name: str) -> int:
     return int(value)
 
 
-def paginate(
-    request: Request,
-    world: World,
-    items: list[Any],
-    created: Callable[[Any], float],
-    key: str = "items",
-) -> Any:
+def page_request(request: Request) -> tuple[int, int, int | None, int | None]:
+    """A list's page, page size and `from`/`to` window (ms since 1970, inclusive), checked as
+    the documentation states: page >= 1, 1 <= pageSize <= 100, `from` and `to` together."""
     q = request.query_params
     try:
         page = int(q.get("page", "1"))
@@ -102,25 +98,73 @@ def paginate(
             None,
             "querystring must have both 'from' and 'to' or neither",
         )
-    if lo is not None and hi is not None:
-        try:
-            start, end = clock_seconds(world, parse_iso(lo)), clock_seconds(world, parse_iso(hi))
-        except ValueError:
-            raise invalid("from", lo, "querystring/from and to must be ISO 8601 dates") from None
-        items = [i for i in items if start <= created(i) <= end]
-    items = sorted(items, key=created, reverse=True)
-    total = len(items)
-    chunk = items[(page - 1) * size : page * size]
-    return {
-        key: chunk,
-        "pagination": {
-            "page": page,
-            "pageSize": size,
-            "totalPages": math.ceil(total / size),
-            "totalResults": total,
-        },
+    if lo is None or hi is None:
+        return page, size, None, None
+    try:
+        return page, size, epoch_ms(parse_iso(lo)), epoch_ms(parse_iso(hi))
+    except ValueError:
+        raise invalid("from", lo, "querystring/from and to must be ISO 8601 dates") from None
+
+
+def listing(
+    request: Request,
+    world: World,
+    index: ByTime[Any],
+    view: Callable[[Any], Any],
+    key: str = "items",
+) -> JSONResponse:
+    """One page of a list endpoint, newest first, its pagination where `variants` puts it."""
+    page, size, since, until = page_request(request)
+    chunk, total = index.page(page, size, since, until)
+    pagination = {
+        "page": page,
+        "pageSize": size,
+        "totalPages": math.ceil(total / size),
+        "totalResults": total,
     }
+    where = world.variants.pagination
+    data: dict[str, Any] = {key: [view(item) for item in chunk]}
+    if where in ("data", "both"):
+        data["pagination"] = pagination
+    return ok(world, data, **({"pagination": pagination} if where in ("meta", "both") else {}))
 
 
-def clock_seconds(world: World, when: datetime) -> float:
-    return (when - world.clock.wall(0)).total_seconds()
+# --- unreadable answers on demand (faults "garbage_*") -------------------------------------------
+
+#: what a reverse proxy answers when the application behind it is gone
+PROXY_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+def _wrong(value: Any) -> Any:
+    """A value of another JSON type than `value`'s."""
+    if isinstance(value, bool):
+        return "yes"
+    if isinstance(value, int | float):
+        return "n/a"
+    if isinstance(value, str):
+        return True
+    if value is None:
+        return 0
+    return "n/a"  # a list or an object where one was expected
+
+
+def garbage(world: World, kind: str, response: Response) -> Response:
+    """`response` replaced by HTTP 200 with an answer no client can read as the API's:
+    "null" (`data: null`), "html" (a proxy's error page), "types" (every field of `data` of a
+    wrong type), "empty" (no body)."""
+    if kind == "html":
+        return HTMLResponse(PROXY_PAGE, status_code=200)
+    if kind == "empty":
+        return Response(b"", status_code=200, media_type="application/json")
+    data: Any = None
+    if kind == "types":
+        try:
+            body = json.loads(bytes(response.body))
+        except ValueError:
+            body = {}
+        real = body.get("data") if isinstance(body, dict) else None
+        data = {k: _wrong(v) for k, v in real.items()} if isinstance(real, dict) else _wrong(real)
+    return ok(world, data)

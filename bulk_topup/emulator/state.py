@@ -2,20 +2,28 @@
 
 Order statuses are not pushed by background tasks: each order carries a timeline of
 (seconds after creation, status) and its status is read off the clock when asked. `settle()`
-applies what has happened since the last request (refund credits, ledger lines) in time order.
+applies what has happened since the last request (refund credits, ledger lines) in time order,
+taking due steps off a heap, so a request costs O(k log n) for the k steps that fell due rather
+than a pass over every open order.
+
+Lists are served from per-kind indexes kept in creation order (`ByTime`), so a page, with or
+without a `from`/`to` window, costs O(log n + page size) with 100,000 orders or more.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 import itertools
 import random
 import secrets
 import time
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..clock import Clock, SystemClock, iso
 from . import fixtures as fx
@@ -23,6 +31,20 @@ from . import fixtures as fx
 SANDBOX_KEY = "emulator-sandbox-key"
 
 FINAL = {"FULFILLED", "REFUNDED", "PARTIALLY_FILLED"}
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+
+Item = TypeVar("Item")
+
+
+def epoch_ms(when: datetime) -> int:
+    """Milliseconds since 1970, floored: the precision the API writes times with."""
+    return (when - EPOCH) // MS
+
+
+def ms_iso(ms: int) -> str:
+    return iso(EPOCH + ms * MS)
 
 
 @dataclass(frozen=True)
@@ -34,9 +56,49 @@ class ApiKey:
     allowed_ips: tuple[str, ...] = ()  # the key's whitelist; empty means any address
 
 
+class Switches:
+    """A dataclass whose fields can be set by name from JSON or the command line, checked."""
+
+    #: field name -> the values it may take (fields not named here take any value of their type)
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    NOUN: ClassVar[str] = "setting"
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set fields by name; an unknown name or a value out of its choices is a ValueError."""
+        names = {f.name for f in fields(self)}  # type: ignore[arg-type]
+        for name, value in values.items():
+            if name not in names:
+                known = ", ".join(sorted(names))
+                raise ValueError(f"unknown {self.NOUN} {name!r} (known: {known})")
+            setattr(self, name, self._coerce(name, value))
+
+    def _coerce(self, name: str, value: Any) -> Any:
+        current = getattr(self, name)
+        if isinstance(current, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(f"{name} must be true or false, not {value!r}")
+                value = value.lower() in ("true", "1", "yes", "on")
+            value = bool(value)
+        elif isinstance(current, int | float) and not isinstance(current, bool):
+            value = type(current)(value)
+        elif isinstance(current, str):
+            value = str(value)
+        choices = self.CHOICES.get(name)
+        if choices is not None and value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")
+        return value
+
+
+GARBAGE_KINDS = ("null", "html", "types", "empty")
+
+
 @dataclass
-class Faults:
+class Faults(Switches):
     """Faults on demand. Shares are drawn from a seeded generator, so runs repeat."""
+
+    CHOICES = {"garbage": GARBAGE_KINDS, "gift_refs": ("ignore", "honour", "refuse")}
+    NOUN = "fault"
 
     latency: float = 0.0  # seconds added before every API answer (after the work is done)
     error_rate: float = 0.0  # share of API requests answered 500/503 before any work
@@ -46,16 +108,64 @@ class Faults:
     slow_next: int = 0  # the next N POSTs are committed, then answered after `slow_seconds`
     slow_seconds: float = 5.0
     ref_dedup: bool = True  # False: a reused ref creates a second order (a detector for tests)
+    #: the next N answers of the endpoints named by `garbage_on` (after the work is done) are
+    #: replaced by HTTP 200 with `garbage`: "null" (`data: null`), "html" (a proxy's page),
+    #: "types" (every field of `data` of a wrong type), "empty" (no body at all)
+    garbage_next: int = 0
+    garbage: str = "null"
+    garbage_on: str = ""  # "METHOD /path" prefix, e.g. "GET /v3/mobile/check-ref"; "" = any
+    #: gift `placeOrder` and a `ref` in its body: "ignore" (the English reference: accepted and
+    #: ignored), "honour" (the Arabic guide: answered as `orderRef`, unique like top-up refs,
+    #: shown on gift order views), "refuse" (400 ERR_VALIDATION naming `ref`; no order)
+    gift_refs: str = "ignore"
     seed: int = 0
 
-    def update(self, values: dict[str, Any]) -> None:
-        for name, value in values.items():
-            if not hasattr(self, name):
-                raise ValueError(f"unknown fault {name!r}")
-            setattr(self, name, type(getattr(self, name))(value))
+    def _coerce(self, name: str, value: Any) -> Any:
+        if name == "gift_refs" and isinstance(value, bool):
+            return "honour" if value else "ignore"  # a switch read as on/off
+        return super()._coerce(name, value)
 
 
 @dataclass
+class Variants(Switches):
+    """Where the documentation contradicts itself or is silent, which reading the emulator answers.
+
+    The defaults follow the English API reference pages; each alternative is what another page of
+    the documentation shows (README: "The emulator", assumptions).
+    """
+
+    NOUN = "variant"
+    CHOICES = {
+        "pagination": ("data", "meta", "both"),
+        "products_type": ("data", "meta", "both", "array"),
+        "partial_rounding": ("down", "up"),
+    }
+
+    #: where list answers put `pagination`: "data" (every list example), "meta" (the
+    #: response-format page's field list), "both"
+    pagination: str = "data"
+    #: `/internet/products`: "data" (reference: `data.type`), "meta" (the guide: `meta.type`),
+    #: "both", "array" (the Arabic guide: `data` is the bare list of products)
+    products_type: str = "data"
+    balance_currency: bool = False  # the changelog shows `"currency": "DZD"`; the reference not
+    send_new_balance: bool = False  # the response-format page shows `newBalance` on mobile send
+    #: sandbox gift orders cost nothing (the list example: `price_per_card: 0`,
+    #: `fulfilled_amount: 0`); False charges the type's price like production
+    sandbox_gift_free: bool = True
+    #: a SANDBOX key's placeOrder accepts ids the catalog does not know (the list example holds an
+    #: order of product "string", type "string") and fulfils them; False refuses them with 400
+    sandbox_placeholder_ids: bool = True
+    #: placeOrder without `quantity` (the Arabic guide sends none): this many cards; 0 = refused
+    gift_quantity_default: int = 1
+    #: TEST_PARTIAL delivers half the cards, rounded "down" (1 of 3; 0 of 1: REFUNDED) or "up"
+    partial_rounding: str = "down"
+    #: refund_message texts the documentation does not give (only 0600000002's is documented)
+    refund_message: str = fx.REFUND_MESSAGE
+    unknown_message: str = fx.UNKNOWN_MESSAGE
+    getmenu_message: str = fx.GETMENU_MESSAGE
+
+
+@dataclass(slots=True)
 class Order:
     kind: str  # mobile | internet | gift
     id: str
@@ -64,8 +174,10 @@ class Order:
     timeline: list[tuple[float, str]]  # (seconds after creation, status), ascending
     fields: dict[str, Any]
     debited: float
+    ms: int = 0  # creation time on the provider's wall clock, ms since 1970, as listed
     refunded: float = 0.0
     applied: int = 1  # timeline entries already settled
+    version: int = 0  # bumped when the timeline is rewritten (admin resolve)
 
     def status_at(self, now: float) -> str:
         status = self.timeline[0][1]
@@ -75,6 +187,39 @@ class Order:
         return status
 
 
+class ByTime(Generic[Item]):
+    """Items kept in time order (ms since 1970) for windows and newest-first pages by bisection."""
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.items: list[Item] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, ms: int, item: Item) -> None:
+        if not self.keys or ms >= self.keys[-1]:
+            self.keys.append(ms)
+            self.items.append(item)
+        else:  # a clock moved back (admin): keep the order, at O(n) for this rare insert
+            i = bisect_right(self.keys, ms)
+            self.keys.insert(i, ms)
+            self.items.insert(i, item)
+
+    def page(
+        self, page: int, size: int, since: int | None = None, until: int | None = None
+    ) -> tuple[list[Item], int]:
+        """Page `page` (from 1) of `size`, newest first, of the items within [since, until]
+        (inclusive, ms); and how many items the window holds."""
+        lo = 0 if since is None else bisect_left(self.keys, since)
+        hi = len(self.keys) if until is None else bisect_right(self.keys, until)
+        total = max(0, hi - lo)
+        top = hi - (page - 1) * size
+        bottom = max(lo, top - size)
+        chunk = self.items[bottom:top][::-1] if top > lo else []
+        return chunk, total
+
+
 @dataclass
 class World:
     clock: Clock = field(default_factory=SystemClock)
@@ -82,6 +227,7 @@ class World:
     keys: dict[str, ApiKey] = field(default_factory=dict)
     rate_limit: float | None = None  # requests per second, token bucket of that many
     faults: Faults = field(default_factory=Faults)
+    variants: Variants = field(default_factory=Variants)
     #: the rate limit's time: real seconds by default (clients pace themselves in real time)
     rate_clock: Callable[[], float] = time.monotonic
 
@@ -96,8 +242,11 @@ class World:
         self.orders: list[Order] = []
         self.by_id: dict[str, Order] = {}
         self.by_ref: dict[str, list[Order]] = {}
-        self.open: set[str] = set()
-        self.transactions: list[dict[str, Any]] = []
+        kinds = ("mobile", "internet", "gift")
+        self.by_kind: dict[str, ByTime[Order]] = {k: ByTime() for k in kinds}
+        self.transactions: ByTime[dict[str, Any]] = ByTime()
+        #: timeline steps not yet applied: (due clock second, tie-break, order, step, version)
+        self._due: list[tuple[float, int, Order, int, int]] = []
         self.plans = {p["code"]: copy.deepcopy(p) for p in fx.DYNAMIC_PLANS + fx.FIXED_PLANS}
         self.internet = copy.deepcopy(fx.INTERNET_PRODUCTS)
         self.gift_types = copy.deepcopy(fx.GIFT_TYPES)
@@ -110,8 +259,14 @@ class World:
         self.random = random.Random(self.faults.seed)
         self._ids = itertools.count(1)
         self._cards = itertools.count(1)
+        self._seq = itertools.count()
         self._tokens = float(self.rate_limit or 0)
         self._token_time: float | None = None
+
+    @property
+    def open(self) -> set[str]:
+        """Ids of the orders with timeline steps still to come."""
+        return {o.id for _, _, o, step, v in self._due if v == o.version and step == o.applied}
 
     # --- identifiers and time --------------------------------------------------------------------
 
@@ -123,6 +278,10 @@ class World:
 
     def timestamp(self, at: float | None = None) -> str:
         return iso(self.clock.wall(at))
+
+    def ms(self, at: float | None = None) -> int:
+        """The provider's wall time at clock second `at` (default now), in ms since 1970."""
+        return epoch_ms(self.clock.wall(at))
 
     # --- rate limit: a token bucket refilled in real time ----------------------------------------
 
@@ -146,44 +305,51 @@ class World:
         old = self.balance
         credit = kind.startswith("REFUND")
         self.balance = round(old + amount if credit else old - amount, 2)
-        self.transactions.append(
+        ms = self.ms(at)
+        self.transactions.add(
+            ms,
             {
                 "_id": self.new_id(),
                 "type": kind,
+                # The schema names `operation` without its values: ours are a guess (README).
                 "operation": "credit" if credit else "debit",
                 "amount": round(amount, 2),
                 "oldBalance": old,
                 "newBalance": self.balance,
                 "objid": objid,
                 "note": note,
-                "time": self.timestamp(at),
-                "_at": at,
-            }
+                "time": ms_iso(ms),
+            },
         )
 
     def add_order(self, order: Order, ledger_type: str, note: str) -> None:
+        order.ms = self.ms(order.created)
         self.orders.append(order)
         self.by_id[order.id] = order
+        self.by_kind[order.kind].add(order.ms, order)
         if order.ref is not None:
             self.by_ref.setdefault(order.ref, []).append(order)
-        self.open.add(order.id)
+        self._schedule(order)
         if order.debited:
             self.ledger(ledger_type, order.debited, order.id, note, order.created)
 
+    def _schedule(self, order: Order) -> None:
+        if order.applied < len(order.timeline):
+            due = order.created + order.timeline[order.applied][0]
+            heapq.heappush(self._due, (due, next(self._seq), order, order.applied, order.version))
+
     def settle(self) -> None:
-        """Apply every status change due by now: credits for refunds and partial fills."""
+        """Apply every status change due by now, in time order: credits for refunds and
+        partial fills, internet card codes."""
         now = self.clock.now()
-        for oid in sorted(self.open, key=lambda i: self.by_id[i].created):
-            order = self.by_id[oid]
-            while order.applied < len(order.timeline):
-                offset, status = order.timeline[order.applied]
-                at = order.created + offset
-                if at > now:
-                    break
-                order.applied += 1
-                self._on_status(order, status, at)
-            if order.applied >= len(order.timeline):
-                self.open.discard(oid)
+        due = self._due
+        while due and due[0][0] <= now:
+            at, _, order, step, version = heapq.heappop(due)
+            if version != order.version or step != order.applied:
+                continue  # superseded by a rewritten timeline
+            order.applied += 1
+            self._on_status(order, order.timeline[step][1], at)
+            self._schedule(order)
 
     def _on_status(self, order: Order, status: str, at: float) -> None:
         refund = 0.0
@@ -206,7 +372,8 @@ class World:
         now = self.clock.now()
         self.settle()
         order.timeline = order.timeline[: order.applied] + [(now - order.created, status)]
-        self.open.add(order.id)
+        order.version += 1
+        self._schedule(order)
         self.settle()
 
     # --- statistics ------------------------------------------------------------------------------
