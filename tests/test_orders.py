@@ -208,7 +208,8 @@ async def test_repairs_are_warnings_on_their_row(catalog) -> None:
     order = result.orders[0]
     assert order.valid and order.target == "0778037340" and order.amount == 1000
     assert [str(w) for w in order.warnings] == [
-        "row 2, phone: leading 0 restored (lost by Excel): read as 0778037340"
+        "row 2, phone: leading 0 restored (lost by Excel): read as 0778037340",
+        'row 2, amount: "1 000" read as 1000 DA',
     ]
     assert order.cost == 992.5 and order.face_value == 1000
 
