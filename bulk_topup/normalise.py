@@ -29,8 +29,8 @@ def _digits_of_number(text: str) -> tuple[str | None, str | None]:
     """The digits a number cell really holds, and a note when Excel had mangled it.
 
     Scientific notation is read only when it is exact: `7.78037340E+08` holds every digit of
-    778037340; `7.7803734E+08` may have rounded its last digit away and `7.780373405E+08` is not a whole number, so
-    both raise `_Mangled` (never silently truncated).
+    778037340; `7.7803734E+08` may have rounded its last digit away and `7.780373405E+08` is
+    not a whole number, so both raise `_Mangled` (never silently truncated).
     """
     t = text.strip()
     m = re.fullmatch(r"[+]?(\d+)(?:[.,](\d+))?[eE]([+-]?\d+)", t)

@@ -53,7 +53,8 @@ _KIND_WORDS = {
 
 #: A cell reading one of these (normalised) marks a totals line, not an order.
 TOTAL_WORDS = {"total", "totaux", "totals", "totalgeneral", "grandtotal", "soustotal",
-               "subtotal", "somme", "sum", "montanttotal", "totalda", "totaldzd", "totalgen"}  # fmt: skip
+               "subtotal", "somme", "sum", "montanttotal", "totalda", "totaldzd",
+               "totalgen"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,8 @@ def build_orders(
     """Every row of `sheet` as an `Order`, validated against `catalog`, with its ref."""
     catalog = catalog or Catalog(missing=["plans", "internet", "gift", "gift_types"])
     labels = sheet.labels
-    orders, skipped = [], []
+    orders: list[Order] = []
+    skipped: list[Problem] = []
     for row in sheet.rows:
         total = totals_line(row, labels)
         if total:
@@ -276,8 +278,16 @@ def _set_target(order: Order, column: str, normalised: tuple[str, list[str], str
         order.warn(column, f"{note}: read as {number}")
 
 
+def _target_column(cells: dict[str, str], own: str, other: str) -> str:
+    """The column holding a row's number: its kind's own column, unless only the other one is
+    filled (an internet line typed under `Numéro`). Both empty: the kind's own column."""
+    if not cells.get(own, "").strip() and cells.get(other, "").strip():
+        return other
+    return own if own in cells or other not in cells else other
+
+
 def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
-    column = "phone" if cells.get("phone", "").strip() or "number" not in cells else "number"
+    column = _target_column(cells, "phone", "number")
     _set_target(order, column, normalise_mobile(cells.get(column, "")))
     code = cells.get("plan_code", "").strip()
     amount, amount_col = _amount(order, cells, "amount", "value")
@@ -367,7 +377,7 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
             order.error("internet_type", f"{what} ADSL or 4G")
             kind = ""
     order.product = kind
-    column = "number" if cells.get("number", "").strip() or "phone" not in cells else "phone"
+    column = _target_column(cells, "number", "phone")
     if kind:
         _set_target(order, column, normalise_internet(kind, cells.get(column, "")))
     value, value_col = _amount(order, cells, "value", "amount")

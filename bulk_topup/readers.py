@@ -15,11 +15,15 @@ that names the file and says why in words.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import re
 import struct
+import tempfile
 import zipfile
+from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -139,6 +143,11 @@ class Extent:
             )
 
 
+def _last_match(pattern: re.Pattern[bytes], data: bytes, pos: int = 0) -> re.Match[bytes] | None:
+    found = deque(pattern.finditer(data, pos), maxlen=1)
+    return found[0] if found else None
+
+
 def _chunks(stream: IO[bytes], end: re.Pattern[bytes], size: int = 4 << 20) -> Iterator[bytes]:
     """The stream in pieces that each end just after a complete `end` (a closing row tag)."""
     buf = b""
@@ -149,9 +158,7 @@ def _chunks(stream: IO[bytes], end: re.Pattern[bytes], size: int = 4 << 20) -> I
             if buf:
                 yield buf
             return
-        last = None
-        for last in end.finditer(buf, max(0, len(buf) - len(chunk) - 64)):
-            pass
+        last = _last_match(end, buf, max(0, len(buf) - len(chunk) - 64))
         if last is None:
             if len(buf) > 16 * size:  # one row of 64 MB: no real sheet
                 raise SheetError("a single row of the sheet is larger than 64 MB")
@@ -219,9 +226,7 @@ def _scan_fast(piece: bytes, extent: Extent, state: list[int]) -> bool:
         extent.add(far_row, _col_index(valued[top][0]))
         extent.add(int(widest[1]) - 1, far_col)
         state[0], state[1] = rows[-1] - 1, _col_index(valued[-1][0])
-    last = None
-    for last in _LAST_ROW.finditer(piece):
-        pass
+    last = _last_match(_LAST_ROW, piece)
     if last is not None and int(last.group(1)) - 1 > state[0]:
         state[0], state[1] = int(last.group(1)) - 1, -1
     return True
@@ -382,7 +387,7 @@ def scan_ods(stream: IO[bytes]) -> list[Extent]:
     extents: list[Extent] = []
     current: Extent | None = None
     depth = 0  # tables nested in cells are part of their cell, not sheets
-    row, col, row_repeat, row_has_value, cell_open = -1, 0, 1, False, None
+    row, col, row_repeat, _row_has_value, cell_open = -1, 0, 1, False, None
     stop = False
     for piece in _chunks(stream, _ODS_ROW_END):
         for m in _ODS_TOKEN.finditer(piece):
@@ -393,8 +398,8 @@ def scan_ods(stream: IO[bytes]) -> list[Extent]:
                 elif not empty:
                     depth += 1
                     if depth == 1:
-                        n = _NAME.search(attrs)
-                        title = (n.group(1) or n.group(2) or b"") if n else b""
+                        found = _NAME.search(attrs)
+                        title = (found.group(1) or found.group(2) or b"") if found else b""
                         current = Extent(unescape(title.decode("utf-8", "replace")))
                         extents.append(current)
                         row = -1
@@ -457,17 +462,45 @@ def _reason(e: BaseException) -> str:
     return "is damaged, or not a spreadsheet bulk-topup can read"
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the reader's panic report off the terminal while it reads.
+
+    A panic in the reader prints its message (and, with RUST_BACKTRACE set, a backtrace) on
+    the process's stderr before it reaches Python; the failure is told as one sentence instead.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def _open_calamine(source: Path | bytes, path: Path, hint: str = "") -> Any:
     from python_calamine import CalamineWorkbook
 
     try:
-        if isinstance(source, bytes):
-            return CalamineWorkbook.from_filelike(io.BytesIO(source))
-        return CalamineWorkbook.from_path(str(source))
+        with _quiet():
+            return _open(CalamineWorkbook, source)
     except BaseException as e:  # pyo3 panics derive from BaseException, not Exception
         if _is_control(e):
             raise
         raise SheetError(f"{path} {hint or _reason(e)}") from None
+
+
+def _open(reader: Any, source: Path | bytes) -> Any:
+    if isinstance(source, bytes):
+        return reader.from_filelike(io.BytesIO(source))
+    return reader.from_path(str(source))
 
 
 def read_workbook(path: Path, head: bytes, sheet: str | None) -> Grid:
@@ -505,9 +538,8 @@ def _read_zip(path: Path, source: Path | bytes, sheet: str | None) -> Grid:
         if "content.xml" in names and "mimetype" in names:
             mime = z.read("mimetype")[:100]
             if b"spreadsheet" not in mime:
-                raise SheetError(
-                    f"{path} is an OpenDocument file but not a spreadsheet ({mime.decode(errors='replace')})"
-                )
+                kind = mime.decode(errors="replace")
+                raise SheetError(f"{path} is an OpenDocument file but not a spreadsheet ({kind})")
             return _read_ods(path, source, z, sheet)
         if any(n.startswith("xl/") for n in lower):
             return _read_xlsx(path, source, z, sheet)
@@ -571,10 +603,11 @@ def _metadata(wb: Any) -> list[SheetInfo]:
 
 def _grid(wb: Any, path: Path, name: str) -> list[list[Any]]:
     try:
-        found = wb.get_sheet_by_name(name)
-        if found.height > MAX_ROWS + 1 or found.width > MAX_COLUMNS + 1:  # the scan missed it
-            raise SheetError(f"sheet {name!r} of {path} is larger than an order sheet may be")
-        rows: list[list[Any]] = found.to_python(skip_empty_area=False)
+        with _quiet():
+            found = wb.get_sheet_by_name(name)
+            if found.height > MAX_ROWS + 1 or found.width > MAX_COLUMNS + 1:  # scan missed it
+                raise SheetError(f"sheet {name!r} of {path} is larger than an order sheet may be")
+            rows: list[list[Any]] = found.to_python(skip_empty_area=False)
         return rows
     except SheetError:
         raise
@@ -585,7 +618,14 @@ def _grid(wb: Any, path: Path, name: str) -> list[list[Any]]:
 
 
 def _read_xlsx(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str | None) -> Grid:
-    wb = _open_calamine(source, path)
+    macros = any(n.lower().startswith("xl/macrosheets/") for n in z.namelist())
+    hint = (
+        "holds an Excel 4.0 macro sheet, which bulk-topup does not open: copy the orders into "
+        "a new workbook and save it as .xlsx"
+        if macros
+        else ""
+    )
+    wb = _open_calamine(source, path, hint)
     infos = _metadata(wb)
     chosen, notes = _choose(path, infos, sheet)
     try:
