@@ -690,18 +690,18 @@ def _read_ole(path: Path, data: bytes, sheet: str | None, decrypted: bool = Fals
         if decrypted:
             raise SheetError(f"{path} is damaged, or not a spreadsheet bulk-topup can read")
         return _read_ole(path, _decrypt(path, data), sheet, decrypted=True)
-    if biff.version != 8:
-        raise SheetError(f"{path} is in an old Excel format (Excel 5.0/95): {SAVE_AS_XLSX}")
     for info, offset in biff.sheets:  # calamine parses every sheet of an XLS when it opens it
         if info.kind in ("worksheet", "macro"):
             scan_biff_sheet(biff_data, offset, info.name).check(path)
     macros = [i.name for i, _ in biff.sheets if i.kind == "macro"]
-    hint = (
-        f"holds an Excel 4.0 macro sheet ({', '.join(map(repr, macros))}), which bulk-topup "
-        f"does not open: copy the orders into a new workbook and save it as .xlsx"
-        if macros
-        else ""
-    )
+    hint = ""
+    if macros:
+        hint = (
+            f"holds an Excel 4.0 macro sheet ({', '.join(map(repr, macros))}), which bulk-topup "
+            f"does not open: copy the orders into a new workbook and save it as .xlsx"
+        )
+    elif biff.version == 5:
+        hint = f"is in an old Excel format (Excel 5.0/95) that cannot be read: {SAVE_AS_XLSX}"
     wb = _open_calamine(data, path, hint)
     infos = _metadata(wb)
     chosen, notes = _choose(path, infos, sheet)

@@ -351,6 +351,16 @@ def test_excel_default_password_is_opened(tmp_path: Path) -> None:
     ]
 
 
+def test_an_xls_with_excel_default_password_is_opened() -> None:
+    """An RC4-encrypted XLS from Apache POI's test data, encrypted with the default password."""
+    path = FIXTURES / "poi" / "50833-default-password.xls"
+    with pytest.raises(SheetError, match=r"sheet 'Sheet1' of .* has no header row naming"):
+        read_sheet(path)  # decrypted and read: the sheet holds one cell of text
+    grid = readers.read_workbook(path, path.read_bytes()[:8], None)
+    assert grid.rows == [["test cell value"]]
+    assert [s.name for s in grid.sheets] == ["Sheet1", "Sheet2", "Sheet3"]
+
+
 def test_a_reader_panic_is_a_sentence(capfd: pytest.CaptureFixture[str]) -> None:
     """A fuzzed XLS (from Apache POI's test data) makes the reader panic: a pyo3
     PanicException, which is not an Exception. Read past the bounds check, it becomes a
