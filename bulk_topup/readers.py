@@ -160,7 +160,7 @@ def _chunks(stream: IO[bytes], end: re.Pattern[bytes], size: int = 4 << 20) -> I
             return
         last = _last_match(end, buf, max(0, len(buf) - len(chunk) - 64))
         if last is None:
-            if len(buf) > 16 * size:  # one row of 64 MB: no real sheet
+            if len(buf) > max(16 * size, 64 << 20):  # one row of 64 MB: no real sheet
                 raise SheetError("a single row of the sheet is larger than 64 MB")
             continue
         yield buf[: last.end()]
@@ -197,12 +197,14 @@ _FAST_EMPTY = re.compile(rb'<c r="[A-Z]{1,3}\d{1,7}"[^>/]*/>')
 _LAST_ROW = re.compile(rb'<row r="(\d{1,7})"')
 
 
-def scan_xlsx_sheet(stream: IO[bytes], name: str) -> tuple[Extent, dict[int, dict[int, str]]]:
+def scan_xlsx_sheet(
+    stream: IO[bytes], name: str, chunk: int = 4 << 20
+) -> tuple[Extent, dict[int, dict[int, str]]]:
     """The extent of a worksheet's XML and its formula texts ({row number: {col: text}})."""
     extent = Extent(name)
     formulas: dict[int, dict[int, str]] = {}
     state = [-1, -1]  # the row and column of the last cell seen
-    for piece in _chunks(stream, _XLSX_ROW_END):
+    for piece in _chunks(stream, _XLSX_ROW_END, chunk):
         if not _scan_fast(piece, extent, state) and not _scan_slow(piece, extent, formulas, state):
             break
     return extent, formulas
@@ -382,14 +384,14 @@ _REPEAT = re.compile(rb"number-(rows|columns)-repeated\s*=\s*[\"'](\d{1,9})[\"']
 _NAME = re.compile(rb"""\b(?:[\w.-]+:)?name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
-def scan_ods(stream: IO[bytes]) -> list[Extent]:
+def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[Extent]:
     """The extent of every table of an ODS `content.xml`, repeated rows and cells counted."""
     extents: list[Extent] = []
     current: Extent | None = None
     depth = 0  # tables nested in cells are part of their cell, not sheets
     row, col, row_repeat, _row_has_value, cell_open = -1, 0, 1, False, None
     stop = False
-    for piece in _chunks(stream, _ODS_ROW_END):
+    for piece in _chunks(stream, _ODS_ROW_END, chunk):
         for m in _ODS_TOKEN.finditer(piece):
             closing, tag, attrs, empty = m.group(1), m.group(2), m.group(3), m.group(4)
             if tag == b"table":

@@ -40,6 +40,7 @@ from .sheetkit import (
     ods_cell,
     ods_row,
     patch_xls,
+    xlsx,
     xlsx_with_xml,
 )
 
@@ -393,3 +394,32 @@ def test_hostile_cells_cost_linear_time(tmp_path: Path) -> None:
     with contextlib.suppress(SheetError):
         read_sheet(path)
     assert time.perf_counter() - start < SECONDS
+
+
+def test_the_scans_see_the_same_cells_whatever_the_chunk_size(tmp_path: Path) -> None:
+    """Pieces of the sheet XML end on row boundaries: no cell is lost or counted twice between
+    two pieces, in the fast scan (plain cells) or the careful one (formulas, cells without r)."""
+    import zipfile
+
+    rows: list[list[object]] = [["phone", "plan_code", "amount", "Note"]]
+    for i in range(300):
+        rows.append(
+            [f"06612345{i:02d}", "PREPAID_MOBILIS", 500, f'=A{i + 2}&"x"' if i % 7 else "n"]
+        )
+    rows.append([None] * 9 + ["far"])
+    path = xlsx(tmp_path / "c.xlsx", rows)
+    xlsx_with_xml(tmp_path / "r.xlsx", (b"<row>" + b"<c><v>1</v></c>" * 5 + b"</row>") * 40)
+    for name in ("c.xlsx", "r.xlsx"):
+        with zipfile.ZipFile(tmp_path / name) as z:
+            results = []
+            for chunk in (64, 1000, 4 << 20):
+                with z.open("xl/worksheets/sheet1.xml") as f:
+                    extent, formulas = readers.scan_xlsx_sheet(f, "s", chunk)
+                results.append(((extent.rows, extent.cols), formulas))
+        assert results[0] == results[1] == results[2], name
+    assert results[0][0] == (2 + 40, 5)
+    with zipfile.ZipFile(path) as z, z.open("xl/worksheets/sheet1.xml") as f:
+        extent, formulas = readers.scan_xlsx_sheet(f, "s", 64)
+    assert (extent.rows, extent.cols) == (302, 10)
+    assert formulas[3] == {3: 'A3&"x"'} and 2 not in formulas
+    assert sum(len(v) for v in formulas.values()) == len([i for i in range(300) if i % 7])
