@@ -41,6 +41,7 @@ SPREADSHEET = {
 #: `book.xls.0.csv`, `book.xlsb.json`: outputs a corpus derived from another of its files
 DERIVED = re.compile(r"\.(xls[xmb]?|ods|fods|xml|numbers|slk|biff\d|wk\d|wb\d|qpw)(\.\d+)?"
                      r"\.(csv|json|rawjson|txt|sheetnames)$", re.IGNORECASE)  # fmt: skip
+NOT_ORDERS = re.compile(r"has no header row naming|is empty")
 LIBRARY_NAME = re.compile(r"\((\w*(Error|Exception|Panic)\w*)\)|PanicException|pyo3|calamine")
 
 
@@ -141,6 +142,11 @@ def main() -> int:
     counts = {v: sum(o.verdict == v for o in outcomes) for v in ("read", "refused", "failure")}
     print(f"files {len(outcomes)}: read {counts['read']}, refused with a sentence "
           f"{counts['refused']}, failures {counts['failure']}")  # fmt: skip
+    opened = sum(o.verdict == "refused" and bool(NOT_ORDERS.search(o.said)) for o in outcomes)
+    print(
+        f"  of the refusals, {opened} were read whole and found not to be order sheets "
+        f"(no order header, or empty); {counts['refused'] - opened} could not be read"
+    )
     for o in outcomes:
         if o.verdict == "failure":
             print(f"FAILURE {o.path}: {o.reason}")
