@@ -21,17 +21,38 @@ MOBILE_PREFIXES = [
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
 
 
+class _Mangled(ValueError):
+    """A number Excel has already damaged: the digits it lost cannot be recovered."""
+
+
 def _digits_of_number(text: str) -> tuple[str | None, str | None]:
-    """The digits a number cell really holds, and a note when Excel had mangled it."""
+    """The digits a number cell really holds, and a note when Excel had mangled it.
+
+    Scientific notation is read only when it is exact: `7.78037340E+08` holds every digit of
+    778037340; `7.7803734E+08` may have rounded its last digit away and `7.780373405E+08` is
+    not a whole number, so both raise `_Mangled` (never silently truncated).
+    """
     t = text.strip()
-    if re.fullmatch(r"[+-]?\d+(\.\d+)?[eE][+-]?\d+", t.replace(",", ".")):
+    m = re.fullmatch(r"[+]?(\d+)(?:[.,](\d+))?[eE]([+-]?\d+)", t)
+    if m:
         try:
             d = Decimal(t.replace(",", "."))
         except InvalidOperation:
             return None, None
+        whole, frac = m.group(1), m.group(2) or ""
+        significant = len((whole + frac).lstrip("0")) or 1
         if d != d.to_integral_value() or d < 0:
-            return None, None
-        return str(int(d)), f"written in scientific notation ({t})"
+            raise _Mangled(
+                f'"{t}" is a number in scientific notation that is not a whole number: Excel '
+                f"changed it; format the column as text and type the number again"
+            )
+        digits = str(int(d))
+        if significant < len(digits):  # a digit rounded away reads as a trailing zero
+            raise _Mangled(
+                f'"{t}" shows {significant} of the number\'s {len(digits)} digits: Excel hid '
+                f"the others; format the column as text and type the number again"
+            )
+        return digits, f"written in scientific notation ({t})"
     m = re.fullmatch(r"(\d+)[.,]0+", t)
     if m:
         return m.group(1), f"written as a decimal number ({t})"
@@ -44,7 +65,10 @@ def normalise_mobile(text: str) -> tuple[str, list[str], str | None]:
     raw = text.strip()
     if not raw:
         return "", repairs, "is empty; write the mobile number (0XXXXXXXXX)"
-    digits, note = _digits_of_number(raw)
+    try:
+        digits, note = _digits_of_number(raw)
+    except _Mangled as e:
+        return raw, repairs, str(e)
     if digits is None:
         plus = raw.startswith("+")
         digits = _SPACES.sub("", raw.lstrip("+"))
@@ -87,7 +111,10 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None
     raw = text.strip()
     if not raw:
         return "", repairs, "is empty; write the line number"
-    digits, note = _digits_of_number(raw)
+    try:
+        digits, note = _digits_of_number(raw)
+    except _Mangled as e:
+        return raw, repairs, str(e)
     if digits is None:
         digits = _SPACES.sub("", raw)
         if digits != raw:
@@ -99,6 +126,8 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None
     if not digits.isdigit():
         return raw, repairs, f'"{raw}" contains characters that are not digits'
     if kind == "ADSL":
+        # Only a number of exactly 8 digits lost just its leading zero; shorter ones lack
+        # digits that nobody can restore.
         if len(digits) == 8:
             digits = "0" + digits
             repairs.append("leading 0 restored (lost by Excel)")
@@ -126,41 +155,41 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[str], str | None
 
 
 def parse_dzd(text: str) -> tuple[int | None, str | None, str | None]:
-    """Whole dinars from `1000`, `1 000`, `1000,00`, `1.000`; (amount, repair, error)."""
+    """Whole dinars from `1000`, `1 000`, `1000,00`, `1.000,00`, `500 DA`; (amount, repair, error).
+
+    Any form but plain digits is a repair, said on its row: `"1 000,00" read as 1000 DA`.
+    """
     raw = text.strip()
-    t = re.sub(r"(?i)\s*(da|dzd|dinars?)$", "", raw)
+    value, error = _dinars(raw)
+    if value is not None and raw != str(value):
+        return value, f'"{raw}" read as {value} DA', None
+    return value, None, error
+
+
+def _dinars(raw: str) -> tuple[int | None, str | None]:
+    t = re.sub(r"(?i)\s*(da|dzd|dinars?)\.?$", "", raw)
     t = re.sub(r"[\s\u00a0\u202f\u2009]", "", t)
     if not t:
-        return None, None, None
+        return None, None
     if re.fullmatch(r"\d+", t):
-        return int(t), None, None
+        return int(t), None
     m = re.fullmatch(r"(\d+)[.,](\d+)", t)
     if m:
         whole, frac = m.groups()
         if len(frac) == 3 and len(whole) <= 3:
-            return (
-                None,
-                None,
-                (
-                    f'"{raw}" is ambiguous ({int(whole + frac)} DA, or {whole} '
-                    f"DA with decimals?); write the amount without a separator, "
-                    f"e.g. {int(whole + frac)}"
-                ),
+            return None, (
+                f'"{raw}" is ambiguous ({int(whole + frac)} DA, or {whole} DA with decimals?); '
+                f"write the amount without a separator, e.g. {int(whole + frac)}"
             )
         if set(frac) == {"0"}:
-            return int(whole), None, None
-        return (
-            None,
-            None,
-            (f'"{raw}" is not a whole number of dinars; amounts are whole DZD (no centimes)'),
-        )
+            return int(whole), None
+        return None, f'"{raw}" is not a whole number of dinars; amounts are whole DZD (no centimes)'
     m = re.fullmatch(r"(\d{1,3}(?:([.,])\d{3})+)(?:[.,](\d{1,2}))?", t)
     if m and (m.group(3) is None or set(m.group(3)) == {"0"}):
-        value = int(re.sub(r"[.,]", "", m.group(1)))
-        return value, f'"{raw}" read as {value} DA', None
+        return int(re.sub(r"[.,]", "", m.group(1))), None
     if re.fullmatch(r"-\d+([.,]\d+)?", t):
-        return None, None, f'"{raw}" is negative; write a positive whole amount'
-    return None, None, f'"{raw}" is not an amount in dinars'
+        return None, f'"{raw}" is negative; write a positive whole amount'
+    return None, f'"{raw}" is not an amount in dinars'
 
 
 def parse_quantity(text: str) -> tuple[int | None, str | None]:

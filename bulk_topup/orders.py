@@ -21,7 +21,7 @@ from .normalise import (
     parse_quantity,
 )
 from .refs import USER_REF_RE, make_ref, payload_hash
-from .sheet import ALIASES, Sheet, SheetRow
+from .sheet import ALIASES, KEY_COLUMNS, Sheet, SheetRow, normalise_header
 
 PREFIX_OPERATOR = {"05": "Ooredoo", "06": "Mobilis", "07": "Djezzy"}
 PLAN_OPERATOR_PREFIX = {
@@ -51,12 +51,19 @@ _KIND_WORDS = {
 }
 
 
+#: A cell reading one of these (normalised) marks a totals line, not an order.
+TOTAL_WORDS = {"total", "totaux", "totals", "totalgeneral", "grandtotal", "soustotal",
+               "subtotal", "somme", "sum", "montanttotal", "totalda", "totaldzd",
+               "totalgen"}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     row: int
-    column: str
+    column: str  # the header as the user wrote it (`Numéro`)
     message: str
     severity: str = "error"  # error | warning
+    field: str = ""  # the canonical column (`phone`), when the problem is about one
 
     def __str__(self) -> str:
         return f"row {self.row}, {self.column}: {self.message}"
@@ -87,16 +94,23 @@ class Order:
     recipient: str | None = None
     #: the row's own columns (a name, an employee id) when they tell this row apart: "" if not
     person: str = ""
+    labels: dict[str, str] = field(default_factory=dict, repr=False)  # column -> header written
 
     @property
     def valid(self) -> bool:
         return not self.errors
 
     def error(self, column: str, message: str) -> None:
-        self.errors.append(Problem(self.row, column, message))
+        self.errors.append(Problem(self.row, self.labels.get(column, column), message, "error",
+                                   column))  # fmt: skip
 
     def warn(self, column: str, message: str) -> None:
-        self.warnings.append(Problem(self.row, column, message, "warning"))
+        self.warnings.append(
+            Problem(self.row, self.labels.get(column, column), message, "warning", column)
+        )
+
+    def has_error(self, column: str) -> bool:
+        return any(p.field == column for p in self.errors)
 
     def payload(self) -> dict[str, Any]:
         """The request body of this order, in the API's own field names (ref excluded)."""
@@ -123,6 +137,8 @@ class Validation:
     orders: list[Order]
     catalog_notes: list[str]
     summary: dict[str, Any]
+    sheet_notes: list[str] = field(default_factory=list)  # sheets not read, columns carried
+    skipped: list[Problem] = field(default_factory=list)  # rows that are not orders (totals)
 
     @property
     def valid(self) -> list[Order]:
@@ -134,22 +150,30 @@ class Validation:
 
     @property
     def problems(self) -> list[Problem]:
-        return [p for o in self.orders for p in o.errors + o.warnings]
+        return [p for o in self.orders for p in o.errors + o.warnings] + self.skipped
 
 
 # --- normalisers ---------------------------------------------------------------------------------
 
 
+def _kind_word(text: str) -> str | None:
+    t = text.strip().lower()
+    return _KIND_WORDS.get(t) or _KIND_WORDS.get(t.replace("_", " ").replace("-", " "))
+
+
 def infer_kind(cells: dict[str, str]) -> tuple[str | None, str | None]:
     given = cells.get("kind", "").strip()
+    typed = cells.get("internet_type", "").strip()
+    if not given and typed and _kind_word(typed) and typed.upper() not in INTERNET_RE:
+        given = typed  # a `Type` column used for the kind of order (Mobile, Carte cadeau)
     if given:
-        kind = _KIND_WORDS.get(given.lower()) or _KIND_WORDS.get(given.lower().replace("_", " "))
+        kind = _kind_word(given)
         if kind is None:
             return None, f'"{given}" is not a kind of order; write mobile, internet or giftcard'
         return kind, None
     if cells.get("product_id", "").strip() or cells.get("type_id", "").strip():
         return "giftcard", None
-    if cells.get("internet_type", "").strip():
+    if typed:
         return "internet", None
     if cells.get("number", "").strip() and not cells.get("phone", "").strip():
         return "internet", None
@@ -164,18 +188,49 @@ def build_orders(
 ) -> Validation:
     """Every row of `sheet` as an `Order`, validated against `catalog`, with its ref."""
     catalog = catalog or Catalog(missing=["plans", "internet", "gift", "gift_types"])
-    orders = [_order(row, i, catalog) for i, row in enumerate(sheet.rows)]
+    labels = sheet.labels
+    orders: list[Order] = []
+    skipped: list[Problem] = []
+    for row in sheet.rows:
+        total = totals_line(row, labels)
+        if total:
+            skipped.append(total)
+        else:
+            orders.append(_order(row, len(orders), catalog, labels))
     _check_gift_stock(orders, catalog)
     duplicates = _assign_refs(orders, batch, allow_duplicates)
     _assign_identity(orders)
     notes = _catalog_notes(catalog)
-    return Validation(orders, notes, summarise(orders, duplicates))
+    summary = summarise(orders, duplicates)
+    summary["warnings"] += len(skipped)
+    summary["skipped"] = [{"row": p.row, "why": p.message} for p in skipped]
+    return Validation(orders, notes, summary, list(sheet.notes), skipped)
 
 
-def _order(row: SheetRow, index: int, catalog: Catalog) -> Order:
+def totals_line(row: SheetRow, labels: dict[str, str]) -> Problem | None:
+    """A warning when `row` is a totals line (`TOTAL`, `Total général`, `Somme`), not an order.
+
+    A row is one when a cell reads a totals word and no order column that names a recipient
+    (phone, line number, product) holds a digit.
+    """
+    if any(any(ch.isdigit() for ch in row.cells.get(c, "")) for c in KEY_COLUMNS if c in row.cells):
+        return None
+    for column, text in row.cells.items():
+        if text and normalise_header(text) in TOTAL_WORDS:
+            return Problem(
+                row.number,
+                labels.get(column, column),
+                f'"{text}": a totals line, not an order; skipped',
+                "warning",
+                column,
+            )
+    return None
+
+
+def _order(row: SheetRow, index: int, catalog: Catalog, labels: dict[str, str]) -> Order:
     cells = row.cells
     kind, kind_error = infer_kind(cells)
-    order = Order(row.number, index, kind or "mobile", cells=cells)
+    order = Order(row.number, index, kind or "mobile", cells=cells, labels=labels)
     if kind_error:
         order.error("kind", kind_error)
         return order
@@ -229,8 +284,16 @@ def _set_target(order: Order, column: str, normalised: tuple[str, list[str], str
         order.warn(column, f"{note}: read as {number}")
 
 
+def _target_column(cells: dict[str, str], own: str, other: str) -> str:
+    """The column holding a row's number: its kind's own column, unless only the other one is
+    filled (an internet line typed under `Numéro`). Both empty: the kind's own column."""
+    if not cells.get(own, "").strip() and cells.get(other, "").strip():
+        return other
+    return own if own in cells or other not in cells else other
+
+
 def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
-    column = "phone" if cells.get("phone", "").strip() or "number" not in cells else "number"
+    column = _target_column(cells, "phone", "number")
     _set_target(order, column, normalise_mobile(cells.get(column, "")))
     code = cells.get("plan_code", "").strip()
     amount, amount_col = _amount(order, cells, "amount", "value")
@@ -278,7 +341,7 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
                 f"the amount empty or write {plan.amount}",
             )
     elif amount is None:
-        if not any(p.column == amount_col for p in order.errors):
+        if not order.has_error(amount_col):
             order.error(
                 amount_col,
                 f"is empty; plan {plan.code} needs an amount from "
@@ -320,13 +383,13 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
             order.error("internet_type", f"{what} ADSL or 4G")
             kind = ""
     order.product = kind
-    column = "number" if cells.get("number", "").strip() or "phone" not in cells else "phone"
+    column = _target_column(cells, "number", "phone")
     if kind:
         _set_target(order, column, normalise_internet(kind, cells.get(column, "")))
     value, value_col = _amount(order, cells, "value", "amount")
     order.amount = value
     if value is None:
-        if not any(p.column == value_col for p in order.errors):
+        if not order.has_error(value_col):
             order.error(value_col, "is empty; write the card value in DA (e.g. 1000)")
         return
     order.face_value = float(value)
@@ -354,7 +417,10 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
 
 def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     pid = cells.get("product_id", "").strip()
-    tid = cells.get("type_id", "").strip()
+    tid, tcol = cells.get("type_id", "").strip(), "type_id"
+    typed = cells.get("internet_type", "").strip()
+    if not tid and typed and not _kind_word(typed):
+        tid, tcol = typed, "internet_type"  # one `Type` column for the card type and ADSL/4G
     qty_text = cells.get("quantity", "").strip()
     if not pid:
         order.error(
@@ -390,7 +456,7 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     gift_type = catalog.gift_type(pid, tid)
     if gift_type is None:
         known = ", ".join(t.id for t in catalog.gift_types[pid]) or "none"
-        order.error("type_id", f'"{tid}" is not a type of {product.title}; its types are {known}')
+        order.error(tcol, f'"{tid}" is not a type of {product.title}; its types are {known}')
         return
     order.label = f"{product.title} - {gift_type.name}"
     if order.quantity:

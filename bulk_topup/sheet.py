@@ -1,9 +1,11 @@
 """Order sheets (CSV, XLSX, XLS, ODS) to rows of text, with the spreadsheet's own row numbers.
 
-Cells are read as text and never interpreted here. The header row is found below any title block;
-headers are matched to canonical column names through English and French aliases, ignoring case,
-spaces, punctuation and accents. Hostile files (zip bombs, XML entity bombs) are refused before
-anything is expanded.
+Cells are read as text and never interpreted here. The header row is found below any title block:
+the first row that names every column one kind of order needs. Headers are matched to canonical
+column names through English and French aliases, ignoring case, spaces, punctuation and accents;
+the header as written is kept, so every message can use the user's own words. Hostile files (zip
+bombs, XML entity bombs, sheets reaching far beyond their orders, control characters, mixed
+encodings) are refused with a sentence; workbooks are bounded before they are read (readers.py).
 """
 
 from __future__ import annotations
@@ -13,61 +15,98 @@ import io
 import math
 import re
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from .errors import SheetError
+from .readers import (
+    MAX_CELLS,
+    MAX_COLUMNS,
+    MAX_FILE_BYTES,
+    MAX_ROWS,
+    OLE_MAGIC,
+    SAVE_AS_XLSX,
+    ZIP_MAGIC,
+    Grid,
+    SheetInfo,
+    column_letters,
+    read_workbook,
+)
 
-#: canonical column -> normalised header aliases
+#: canonical column -> normalised header aliases (see `normalise_header`)
 ALIASES: dict[str, tuple[str, ...]] = {
-    "kind": ("kind", "genre", "typecommande", "service", "categorie", "category"),
+    "kind": (
+        "kind", "genre", "typecommande", "typedecommande", "service", "categorie", "category",
+        "ordertype", "orderkind", "typedeservice", "typederecharge", "nature", "produittype",
+    ),
     "phone": (
-        "phone",
-        "msisdn",
-        "mssidn",
-        "numero",
-        "telephone",
-        "tel",
-        "mobile",
-        "gsm",
-        "phonenumber",
-        "numerotelephone",
-        "numerodetelephone",
-        "numtel",
-        "portable",
+        "phone", "msisdn", "mssidn", "numero", "telephone", "tel", "mobile", "gsm", "phonenumber",
+        "numerotelephone", "numerodetelephone", "numtel", "portable", "ndetelephone",
+        "ntelephone", "ntel", "notel", "nodetelephone", "numeromobile", "numerodemobile",
+        "mobilenumber", "phoneno", "cellphone", "numerogsm", "numerodutelephone",
     ),
-    "plan_code": ("plancode", "plan", "offre", "forfait", "offer", "codeoffre", "codeplan"),
-    "amount": ("amount", "montant", "somme", "montantda", "montantdzd", "amountdzd"),
-    "internet_type": ("internettype", "type", "typeinternet", "typeligne", "linetype"),
+    "plan_code": (
+        "plancode", "plan", "offre", "forfait", "offer", "codeoffre", "codeplan",
+        "codedeloffre", "codeduplan", "formule", "offrecode", "planname",
+    ),
+    "amount": (
+        "amount", "montant", "somme", "montantda", "montantdzd", "amountdzd", "amountda",
+        "montantrecharge", "montantdelarecharge", "topupamount", "montantendinars",
+    ),
+    "internet_type": (
+        "internettype", "type", "typeinternet", "typeligne", "linetype", "typedeligne",
+        "typedeconnexion", "connexion", "technologie", "typeadsl4g", "adsl4g",
+    ),
     "number": (
-        "number",
-        "ligne",
-        "numeroligne",
-        "line",
-        "numerointernet",
-        "internetnumber",
-        "numeroadsl",
-        "numero4g",
+        "number", "ligne", "numeroligne", "numerodeligne", "numerodelaligne", "ndeligne",
+        "nligne", "noligne", "nodeligne", "nodelaligne", "ndelaligne", "line", "linenumber",
+        "numerointernet", "internetnumber", "numeroadsl", "numero4g", "numerofixe",
+        "numerodabonne", "ndabonne",
     ),
-    "value": ("value", "valeur", "denomination", "carte", "valeurcarte"),
-    "product_id": ("productid", "product", "produit", "idproduit", "giftproduct", "giftcard"),
-    "type_id": ("typeid", "idtype", "gifttype", "typecarte", "variante"),
-    "quantity": ("quantity", "quantite", "qty", "qte", "nombre", "nb"),
-    "ref": ("ref", "reference", "orderref"),
-}
+    "value": (
+        "value", "valeur", "denomination", "carte", "valeurcarte", "valeurdelacarte",
+        "cardvalue", "facevalue", "valeurfaciale", "valeurda", "valeurdzd",
+    ),
+    "product_id": (
+        "productid", "product", "produit", "idproduit", "giftproduct", "giftcard",
+        "cartecadeau", "codeproduit", "productcode", "idduproduit", "produitid",
+    ),
+    "type_id": (
+        "typeid", "idtype", "gifttype", "typecarte", "typedecarte", "cardtype", "variante",
+        "variant", "idtypedecarte", "idtypecarte", "typedeproduit", "typeproduit",
+    ),
+    "quantity": (
+        "quantity", "quantite", "qty", "qte", "nombre", "nb", "nombredecartes", "nbcartes",
+        "nbdecartes", "quantitecartes", "count",
+    ),
+    "ref": ("ref", "reference", "orderref", "referencecommande", "votrereference", "yourref",
+            "refcommande", "reforder"),
+}  # fmt: skip
 #: The columns of an order sheet, in the order bulk_topup writes them (template, Retry sheet).
 ORDER_COLUMNS = ["kind", "phone", "plan_code", "amount", "internet_type", "number", "value",
                  "product_id", "type_id", "quantity"]  # fmt: skip
 _LOOKUP = {alias: canon for canon, aliases in ALIASES.items() for alias in aliases}
 KEY_COLUMNS = {"phone", "number", "product_id"}
+#: What each kind of order needs: every group must be there, any column of a group will do.
+REQUIRED: dict[str, list[tuple[str, ...]]] = {
+    "mobile": [("phone", "number"), ("plan_code",)],
+    "internet": [("internet_type", "kind"), ("number", "phone"), ("value", "amount")],
+    "giftcard": [("product_id",), ("type_id",)],
+}
+#: In the user's words, for the message of a sheet whose header names no kind in full.
+NEEDS = (
+    "for mobile top-ups a phone number and a plan (Numéro, Offre, and Montant for plans with a "
+    "free amount); for internet cards a type, a line number and a value (Type, N° de ligne, "
+    "Valeur); for gift cards a product and a card type (Produit, Type de carte, Quantité)"
+)
 
 HEADER_SCAN_ROWS = 30
-MAX_UNCOMPRESSED = 512 * 1024 * 1024
-MAX_RATIO = 200
-MAX_CSV_BYTES = 256 * 1024 * 1024
+MAX_CSV_BYTES = MAX_FILE_BYTES
+BEYOND = "(beyond the header)"
+#: C0 controls but tab, line feed and carriage return; DEL. No order sheet holds them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -87,14 +126,20 @@ class Sheet:
     header_row: int
     encoding: str | None = None
     delimiter: str | None = None
+    notes: list[str] = field(default_factory=list)  # sheets not read, columns carried through
 
     @property
     def extra_columns(self) -> list[str]:
         return [c for c in self.columns if c not in ALIASES]
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """column -> the header as the user wrote it (`phone` -> `Numéro`)."""
+        return {c: h or c for c, h in zip(self.columns, self.headers, strict=False)}
+
 
 def normalise_header(text: str) -> str:
-    """`Numéro de Téléphone ` -> `numerodetelephone`."""
+    """`Numéro de Téléphone ` -> `numerodetelephone`; `N° de ligne` -> `ndeligne`."""
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return re.sub(r"[^a-z0-9]", "", bare.lower())
@@ -128,7 +173,7 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> Sheet:
     path = Path(path)
     try:
         with path.open("rb") as f:
-            head = f.read(8)
+            head = f.read(4096)
     except FileNotFoundError:
         raise SheetError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -137,157 +182,141 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> Sheet:
         raise SheetError(f"{path}: cannot be read ({e.strerror})") from None
     if not head:
         raise SheetError(f"{path} is empty")
-    if head.startswith(b"PK\x03\x04"):
-        _refuse_hostile_zip(path)
-        grid, name, formulas = _read_workbook(path, sheet)
-        return _to_sheet(path, name, grid, formulas)
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        grid, name, formulas = _read_workbook(path, sheet)
-        return _to_sheet(path, name, grid, formulas)
+    if head.startswith((ZIP_MAGIC, OLE_MAGIC)):
+        return _to_sheet(path, read_workbook(path, head, sheet))
+    _refuse_other_formats(path, head)
     if sheet:
         raise SheetError(f"{path} is a CSV file: it has no sheets, so --sheet does not apply")
     return _read_csv(path)
 
 
-# --- workbooks -----------------------------------------------------------------------------------
-
-
-def _refuse_hostile_zip(path: Path) -> None:
-    """Refuse zip bombs and XML entity declarations before the spreadsheet reader sees the file.
-
-    The declared sizes are checked first, then every member is streamed through (never held
-    whole) and its real size counted: a member that lies about its size fails its CRC check.
-    """
-    bomb = f"{path} would expand far beyond any real spreadsheet; refusing it (zip bomb?)"
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            if sum(i.file_size for i in infos) > MAX_UNCOMPRESSED:
-                raise SheetError(bomb)
-            total = 0
-            for info in infos:
-                xml = info.filename.endswith((".xml", ".rels"))
-                size, tail = 0, b""
-                with z.open(info) as member:
-                    while chunk := member.read(1 << 20):
-                        size += len(chunk)
-                        total += len(chunk)
-                        if total > MAX_UNCOMPRESSED or (
-                            size > 10 * 2**20 and size / max(info.compress_size, 1) > MAX_RATIO
-                        ):
-                            raise SheetError(bomb)
-                        window = tail + chunk
-                        if xml and (b"<!DOCTYPE" in window or b"<!ENTITY" in window):
-                            raise SheetError(
-                                f"{path} contains XML entity declarations ({info.filename}), "
-                                f"which spreadsheets never need; refusing it"
-                            )
-                        tail = chunk[-16:]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError):
+def _refuse_other_formats(path: Path, head: bytes) -> None:
+    """Files that are not CSV but would otherwise be read as one, each named for what it is."""
+    if head[:2] in (b"\x09\x00", b"\x09\x02", b"\x09\x04") and len(head) >= 6:
+        raise SheetError(f"{path} is in an old Excel format (Excel 2.1 to 4.0): {SAVE_AS_XLSX}")
+    if head.startswith(b"%PDF"):
+        raise SheetError(f"{path} is a PDF document, not a spreadsheet")
+    if head.startswith(b"{\\rtf"):
+        raise SheetError(f"{path} is a Rich Text document, not a spreadsheet")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return  # UTF-16 text: Excel's "Unicode Text"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<?xml") or text.startswith(b"<workbook"):
+        if b"urn:schemas-microsoft-com:office:spreadsheet" in head or b"excel.sheet" in text:
+            raise SheetError(f"{path} is an XML Spreadsheet 2003 file: {SAVE_AS_XLSX}")
+        raise SheetError(f"{path} is an XML file, not a spreadsheet bulk-topup can read")
+    if text.startswith((b"<!doctype html", b"<html", b"<table", b"<meta", b"<head")):
         raise SheetError(
-            f"{path} looks like a zip file but is damaged or not a spreadsheet"
-        ) from None
-
-
-def _read_workbook(
-    path: Path, sheet: str | None
-) -> tuple[list[list[Any]], str, dict[int, set[int]]]:
-    from python_calamine import CalamineWorkbook
-
-    try:
-        wb = CalamineWorkbook.from_path(str(path))
-    except Exception as e:  # calamine raises its own error types for every kind of damage
-        raise SheetError(
-            f"{path} is not a spreadsheet that can be read ({type(e).__name__})"
-        ) from None
-    names = wb.sheet_names
-    if not names:
-        raise SheetError(f"{path} has no sheets")
-    if sheet is not None and sheet not in names:
-        raise SheetError(f"{path} has no sheet named {sheet!r}; its sheets are: {', '.join(names)}")
-    name = sheet or names[0]
-    try:
-        grid = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    except Exception as e:
-        raise SheetError(f"sheet {name!r} of {path} cannot be read ({type(e).__name__})") from None
-    formulas = _xlsx_formula_cells(path, names.index(name)) if zipfile.is_zipfile(path) else {}
-    return grid, name, formulas
-
-
-def _xlsx_formula_cells(path: Path, index: int) -> dict[int, set[int]]:
-    """{row number: {column index}} of the cells holding formulas in sheet `index` of an xlsx."""
-    import defusedxml.ElementTree as ET  # noqa: N817
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            member = f"xl/worksheets/sheet{index + 1}.xml"
-            if member not in z.namelist():
-                return {}
-            with z.open(member) as f:
-                if b"<f" not in f.read():  # the common case: no formula at all, no parse
-                    return {}
-            found: dict[int, set[int]] = {}
-            with z.open(member) as f:
-                for _, el in ET.iterparse(f, events=("end",)):
-                    if el.tag.endswith("}c"):
-                        if any(child.tag.endswith("}f") for child in el):
-                            row, col = _cell_ref(el.get("r", ""))
-                            if row:
-                                found.setdefault(row, set()).add(col)
-                        el.clear()
-            return found
-    except (zipfile.BadZipFile, KeyError, ET.ParseError):
-        return {}
-
-
-def _cell_ref(ref: str) -> tuple[int, int]:
-    m = re.match(r"^([A-Z]+)(\d+)$", ref)
-    if not m:
-        return 0, 0
-    col = 0
-    for ch in m.group(1):
-        col = col * 26 + ord(ch) - 64
-    return int(m.group(2)), col - 1
+            f"{path} is a web page (HTML) with a spreadsheet's name, as some systems export "
+            f"them: {SAVE_AS_XLSX}"
+        )
+    if text.startswith(b"id;p"):
+        raise SheetError(f"{path} is a SYLK file: {SAVE_AS_XLSX}")
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    if controls > max(8, len(head) // 20):
+        raise SheetError(f"{path} is not a CSV or Excel file (it holds binary data)")
 
 
 # --- CSV -----------------------------------------------------------------------------------------
 
+#: A well-formed UTF-8 sequence of two to four bytes: found in a file that is not UTF-8 as a
+#: whole, it means two encodings were mixed (a UTF-8 "é" beside a cp1252 one).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _decode(path: Path, raw: bytes) -> tuple[str, str]:
+    """(text, encoding name): UTF-16 with a BOM, UTF-8 (BOM or not), or Windows-1252."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise SheetError(f"{path} starts as UTF-16 text but is damaged further on") from None
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as e:
+        bad = e.start
+    line = raw.count(b"\n", 0, bad) + 1
+    if raw.startswith(b"\xef\xbb\xbf") or _UTF8_MULTIBYTE.search(raw):
+        raise SheetError(
+            f"{path} mixes two text encodings: line {line} is not UTF-8 while other lines are "
+            f"(accents would come out wrong, as in AmÃ©lie); open it in Excel and save it again "
+            f'as "CSV UTF-8"'
+        )
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        raise SheetError(
+            f"{path}: the text is neither UTF-8 nor Windows-1252 (line {line}); save it again "
+            f'as "CSV UTF-8"'
+        ) from None
+
 
 def _read_csv(path: Path) -> Sheet:
-    raw = path.read_bytes()
-    if len(raw) > MAX_CSV_BYTES:
+    if path.stat().st_size > MAX_CSV_BYTES:
         raise SheetError(f"{path} is larger than {MAX_CSV_BYTES // 2**20} MB; split it")
-    if b"\x00" in raw[:4096]:
-        raise SheetError(f"{path} is not a CSV or Excel file (it holds binary data)")
-    encoding = "utf-8-sig"
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError:
-        encoding = "cp1252"
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            raise SheetError(f"{path}: the text is neither UTF-8 nor Windows-1252") from None
+    raw = path.read_bytes()
+    text, encoding = _decode(path, raw)
+    del raw
+    if text.startswith("\ufeff"):
+        text = text[1:]
     if not text.strip():
         raise SheetError(f"{path} is empty")
-    del raw
-    try:
-        delimiter = _sniff_delimiter(text)
-        grid = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-        del text
-    except csv.Error as e:
-        raise SheetError(f"{path} is not a well-formed CSV file ({e})") from None
-    sheet = _to_sheet(path, "", grid, {})
-    sheet.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
+    delimiter = _sniff_delimiter(text)
+    grid = _csv_rows(path, text, delimiter)
+    del text
+    sheet = _to_sheet(path, Grid("", grid, []))
+    sheet.encoding = encoding
     sheet.delimiter = delimiter
     return sheet
 
 
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """The rows of a CSV text, each bounded as a workbook's sheet is, trailing empties dropped."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    grid: list[list[str]] = []
+    cells = 0
+    try:
+        for row in reader:
+            while row and not row[-1].strip():
+                row.pop()
+            if len(row) > MAX_COLUMNS:
+                raise SheetError(
+                    f"{path}, line {reader.line_num}: {len(row):,} columns, more than the "
+                    f"{MAX_COLUMNS:,} an order sheet may have (is this the right file?)"
+                )
+            cells += len(row)
+            if len(grid) >= MAX_ROWS or cells > MAX_CELLS:
+                raise SheetError(
+                    f"{path} has more than {min(MAX_ROWS, len(grid)):,} rows or "
+                    f"{MAX_CELLS:,} cells, beyond what an order sheet may have; split it"
+                )
+            grid.append(row)
+    except csv.Error as e:
+        line = reader.line_num
+        if "field limit" in str(e):
+            raise SheetError(
+                f"{path}, line {line}: one cell holds more than {csv.field_size_limit():,} "
+                f"characters, which no order sheet needs (is this the right file?)"
+            ) from None
+        raise SheetError(f"{path}, line {line}: not well-formed CSV ({e})") from None
+    return grid
+
+
 def _sniff_delimiter(text: str) -> str:
-    lines = [line for line in text.splitlines()[: HEADER_SCAN_ROWS + 20] if line.strip()]
+    lines = []
+    for line in io.StringIO(text, newline=""):
+        if line.strip():
+            lines.append(line[:65536])
+        if len(lines) >= HEADER_SCAN_ROWS + 20:
+            break
     best, best_score = ",", -1
     for delimiter in (",", ";", "\t", "|"):
-        counts = [len(r) for r in csv.reader(lines, delimiter=delimiter)]
+        try:
+            counts = [len(r) for r in csv.reader(lines, delimiter=delimiter)]
+        except csv.Error:  # a field beyond the limit with this delimiter: not this one
+            continue
         wide = [c for c in counts if c > 1]
         if not wide:
             continue
@@ -301,44 +330,130 @@ def _sniff_delimiter(text: str) -> str:
 # --- header and rows -----------------------------------------------------------------------------
 
 
-def _to_sheet(path: Path, name: str, grid: list[list[Any]], formulas: dict[int, set[int]]) -> Sheet:
-    header_index = _find_header(grid)
+def _where(path: Path, name: str) -> str:
+    return f"sheet {name!r} of {path}" if name else str(path)
+
+
+def _others(grid: Grid) -> str:
+    """`; its other sheets: 'Orders', 'Old' (hidden); name one with --sheet`, or nothing."""
+    others = [i for i in grid.sheets if i.name != grid.name]
+    if not others:
+        return ""
+    return (
+        f"; the workbook's other sheets: {', '.join(i.describe() for i in others)} "
+        f"(name the one to read with --sheet)"
+    )
+
+
+def is_order_header(found: set[str]) -> bool:
+    """True when the columns name everything one kind of order needs."""
+    return any(all(set(group) & found for group in groups) for groups in REQUIRED.values())
+
+
+def _to_sheet(path: Path, grid: Grid) -> Sheet:
+    rows = grid.rows
+    where = _where(path, grid.name)
+    header_index, best = None, (0, -1)
+    for i, row in enumerate(rows[:HEADER_SCAN_ROWS]):
+        found = {canonical(t) for t in map(cell_text, row) if t} - {None}
+        if is_order_header(found):  # type: ignore[arg-type]
+            header_index = i
+            break
+        if len(found) > best[0]:
+            best = (len(found), i)
     if header_index is None:
-        where = f"sheet {name!r} of {path}" if name else str(path)
-        if not any(any(cell_text(c) for c in row) for row in grid):
-            raise SheetError(f"{where} is empty")
+        if not any(any(cell_text(c) for c in row) for row in rows):
+            raise SheetError(f"{where} is empty{_others(grid)}")
+        near = ""
+        if best[1] >= 0:
+            named = [t for t in map(cell_text, rows[best[1]]) if t and canonical(t)]
+            near = f" (row {best[1] + 1} has {', '.join(named)}, which is not enough)"
         raise SheetError(
-            f"{where} has no header row that names the orders' columns: expected "
-            f"headers such as phone, plan_code, amount (or Numéro, Offre, Montant) "
-            f"in the first {HEADER_SCAN_ROWS} rows"
+            f"{where} has no header row naming the columns of an order sheet in its first "
+            f"{HEADER_SCAN_ROWS} rows{near}. An order sheet needs, {NEEDS}{_others(grid)}"
         )
-    headers = [cell_text(c) for c in grid[header_index]]
-    columns: list[str] = []
-    for i, header in enumerate(headers):
-        canon = canonical(header) if header else None
-        name_ = canon or header or f"column {i + 1}"
-        if name_ in columns:
-            where = f"row {header_index + 1}"
-            raise SheetError(f"{where}: two columns mean {name_!r} ({header!r}); keep one")
-        columns.append(name_)
-    rows: list[SheetRow] = []
+    header_number = header_index + 1
+    headers = [cell_text(c) for c in rows[header_index]]
+    while headers and not headers[-1]:
+        headers.pop()
+    columns = _columns(path, grid.name, headers, header_number)
     width = len(columns)
-    for i in range(header_index + 1, len(grid)):
-        texts = [cell_text(c) for c in grid[i][:width]]
+    formulas = grid.formulas
+    out: list[SheetRow] = []
+    for i in range(header_index + 1, len(rows)):
+        raw = rows[i]
+        texts = [cell_text(c) for c in raw]
+        number = i + 1
+        written = formulas.get(number)
+        if written:
+            for col, formula in written.items():
+                # A pass-through cell whose formula was never computed keeps the formula itself.
+                if col < len(texts) and not texts[col] and formula and (
+                    col >= width or columns[col] not in ALIASES
+                ):  # fmt: skip
+                    texts[col] = "=" + formula
         if not any(texts):
             continue
-        number = i + 1
+        _refuse_controls(where, number, texts, headers)
         cells = {columns[j]: texts[j] if j < len(texts) else "" for j in range(width)}
-        cols = formulas.get(number, set())
-        rows.append(SheetRow(number, cells, {columns[c] for c in cols if c < width}))
-        if any(cell_text(c) for c in grid[i][width:]):
-            cells["(beyond the header)"] = " | ".join(cell_text(c) for c in grid[i][width:] if c)
-    return Sheet(path, name, headers, columns, rows, header_index + 1)
+        cols = set(written) if written else set()
+        out.append(SheetRow(number, cells, {columns[c] for c in cols if c < width}))
+        if any(texts[width:]):
+            cells[BEYOND] = " | ".join(t for t in texts[width:] if t)
+    _refuse_controls(where, header_number, headers, headers)
+    sheet = Sheet(path, grid.name, headers, columns, out, header_number, notes=list(grid.notes))
+    carried = [sheet.labels[c] for c in sheet.extra_columns]
+    if carried:
+        sheet.notes.append(
+            "columns carried through to the results unchanged (not order columns): "
+            + ", ".join(carried)
+        )
+    return sheet
 
 
-def _find_header(grid: list[list[Any]]) -> int | None:
-    for i, row in enumerate(grid[:HEADER_SCAN_ROWS]):
-        found = {canonical(cell_text(c)) for c in row if cell_text(c)} - {None}
-        if found & KEY_COLUMNS and len(found) >= 2 or len(found) >= 3:
-            return i
-    return None
+def _columns(path: Path, name: str, headers: list[str], header_number: int) -> list[str]:
+    """A unique column name per header: its canonical name, or the header itself.
+
+    Two headers meaning one order column is an error (which one would be sent?); two
+    free-text columns with one title are both carried through, the second as `Note (2)`.
+    """
+    columns: list[str] = []
+    first: dict[str, int] = {}
+    for i, header in enumerate(headers):
+        canon = canonical(header) if header else None
+        name_ = canon or header or f"column {column_letters(i)}"
+        if name_ in first:
+            if canon:
+                j = first[name_]
+                raise SheetError(
+                    f"{_where(path, name)}, row {header_number}: columns {column_letters(j)} "
+                    f"({headers[j]!r}) and {column_letters(i)} ({header!r}) both mean "
+                    f"{canon!r}; keep one"
+                )
+            k = 2
+            while f"{name_} ({k})" in first:
+                k += 1
+            name_ = f"{name_} ({k})"
+        first[name_] = i
+        columns.append(name_)
+    return columns
+
+
+def _refuse_controls(where: str, number: int, texts: list[str], headers: list[str]) -> None:
+    if not _CONTROL.search("\n".join(texts)):
+        return
+    for j, text in enumerate(texts):
+        m = _CONTROL.search(text)
+        if m:
+            header = headers[j] if j < len(headers) and headers[j] else None
+            column = f"column {column_letters(j)}" + (f" ({header})" if header else "")
+            code = ord(m.group())
+            what = "NUL" if code == 0 else f"code {code}"
+            raise SheetError(
+                f"{where}, row {number}, {column}: holds a control character ({what}), which "
+                f"has no place in an order sheet; is the file damaged, or not a spreadsheet?"
+            )
+
+
+__all__ = ["ALIASES", "KEY_COLUMNS", "ORDER_COLUMNS", "Sheet", "SheetInfo", "SheetRow",
+           "canonical", "cell_text", "normalise_header", "read_sheet"]  # fmt: skip

@@ -176,7 +176,7 @@ def test_plan_refuses_invalid_rows_unless_skipped(desk: Desk, tmp_path: Path) ->
     out = tmp_path / "m.plan.json"
     bad = desk.cli("plan", str(messy), "--batch", "m", "--out", str(out))
     assert bad.exit_code == 3
-    assert 'row 5, phone: "77803734" has 8 digits' in bad.output
+    assert 'row 5, Phone: "77803734" has 8 digits' in bad.output
     assert "1 invalid rows; no plan was written" in bad.output
     assert not out.exists()
     ok = desk.cli("plan", str(messy), "--batch", "m", "--out", str(out), "--skip-invalid")

@@ -35,7 +35,7 @@ def test_run_the_sample_end_to_end(cli, tmp_path: Path) -> None:
     assert result.exit_code == 5, result.output  # the sample holds the UNKNOWN_ERROR number
     assert "environment: SANDBOX key (READ-WRITE)" in result.output
     # What looks odd is shown before anything is sent.
-    assert "warning row 7, phone: 0600000001 looks like a Mobilis number" in result.output
+    assert "warning row 7, Phone: 0600000001 looks like a Mobilis number" in result.output
     assert result.output.index("warning row 7") < result.output.index("to send: 13 rows")
     assert "to send: 13 rows, 12,280.00 DA face value" in result.output
     assert "bulk-topup resume --batch t1" in result.output
@@ -64,7 +64,7 @@ def test_run_the_sample_end_to_end(cli, tmp_path: Path) -> None:
 def test_invalid_rows_cost_nothing_and_leave_no_batch(cli) -> None:
     result = cli("run", str(SAMPLES / "messy.csv"), "--batch", "m", "--yes")
     assert result.exit_code == 3
-    assert 'row 11, phone: "77803734" has 8 digits' in result.output
+    assert 'row 11, Numéro: "77803734" has 8 digits' in result.output
     assert "3 invalid rows; nothing was sent (fix them, or pass --skip-invalid" in result.output
     assert "no batches" in CliRunner().invoke(main, ["batches", "--state-dir", cli.state]).output
 

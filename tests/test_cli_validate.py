@@ -42,11 +42,17 @@ def test_messy_sheet_json(cli) -> None:
     assert rows[4]["valid"] and rows[4]["order"]["MSSIDN"] == "0778037340"
     assert rows[4]["kind"] == "mobile" and rows[4]["ref"].startswith("dec-")
     assert rows[4]["warnings"] == [
-        {"column": "phone", "message": "leading 0 restored (lost by Excel): read as 0778037340"}
+        {
+            "column": "Numéro",
+            "field": "phone",
+            "message": "leading 0 restored (lost by Excel): read as 0778037340",
+        },
+        {"column": "Montant", "field": "amount", "message": '"1 000" read as 1000 DA'},
     ]
     assert rows[11]["errors"] == [
         {
-            "column": "phone",
+            "column": "Numéro",
+            "field": "phone",
             "message": '"77803734" has 8 digits; an Algerian mobile number has 10 (0XXXXXXXXX)',
         }
     ]

@@ -91,6 +91,51 @@ def test_mobile_rejections(raw: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            "7.780373405E+08",
+            '"7.780373405E+08" is a number in scientific notation that is not a whole number: '
+            "Excel changed it; format the column as text and type the number again",
+        ),
+        (
+            "7.78037E+08",
+            '"7.78037E+08" shows 6 of the number\'s 9 digits: Excel hid the others; format the '
+            "column as text and type the number again",
+        ),
+        (
+            "7.7803734E+08",
+            '"7.7803734E+08" shows 8 of the number\'s 9 digits: Excel hid the others; format '
+            "the column as text and type the number again",
+        ),
+    ],
+)
+def test_scientific_notation_is_never_truncated(raw: str, message: str) -> None:
+    """Only an exact notation is read: a fraction or a digit Excel hid is refused, for a mobile
+    number and for a 4G line alike (never silently cut to 0778037340)."""
+    assert normalise_mobile(raw) == (raw, [], message)
+    assert normalise_internet("4G", raw)[2] == message
+
+
+@pytest.mark.parametrize("raw", ["3636260", "363626", "1", "0363626"])
+def test_adsl_numbers_shorter_than_8_digits_are_not_padded(raw: str) -> None:
+    number, repairs, error = normalise_internet("ADSL", raw)
+    assert (number, repairs) == (raw, [])
+    assert error == (
+        f'"{raw}" is not an ADSL line number: 9 digits starting with 0 (0XXXXXXXX), area code '
+        f"included"
+    )
+
+
+def test_an_adsl_number_of_8_digits_lost_its_zero_and_says_so() -> None:
+    assert normalise_internet("ADSL", "36362608") == (
+        "036362608",
+        ["leading 0 restored (lost by Excel)"],
+        None,
+    )
+
+
+@pytest.mark.parametrize(
     ("kind", "raw", "number", "error"),
     [
         ("ADSL", "036362608", "036362608", None),
@@ -153,6 +198,22 @@ def test_amounts(raw: str, amount: int | None, error: str | None) -> None:
     assert (got, err) == (amount, error)
 
 
+@pytest.mark.parametrize(
+    ("raw", "repair"),
+    [
+        ("1000", None),
+        ("1 000,00", '"1 000,00" read as 1000 DA'),
+        ("2 000", '"2 000" read as 2000 DA'),
+        ("500 DA", '"500 DA" read as 500 DA'),
+        ("500 dzd", '"500 dzd" read as 500 DA'),
+        ("1000,00", '"1000,00" read as 1000 DA'),
+        ("1.000,00", '"1.000,00" read as 1000 DA'),
+    ],
+)
+def test_every_amount_repair_is_said(raw: str, repair: str | None) -> None:
+    assert parse_dzd(raw)[1] == repair
+
+
 # --- rules with their exact messages -------------------------------------------------------------
 
 pytestmark = pytest.mark.anyio
@@ -208,7 +269,8 @@ async def test_repairs_are_warnings_on_their_row(catalog) -> None:
     order = result.orders[0]
     assert order.valid and order.target == "0778037340" and order.amount == 1000
     assert [str(w) for w in order.warnings] == [
-        "row 2, phone: leading 0 restored (lost by Excel): read as 0778037340"
+        "row 2, phone: leading 0 restored (lost by Excel): read as 0778037340",
+        'row 2, amount: "1 000" read as 1000 DA',
     ]
     assert order.cost == 992.5 and order.face_value == 1000
 

@@ -339,7 +339,12 @@ def _report(result: Any, emulated: bool, report: Any = None) -> None:
     required=True,
     help="Batch key, e.g. payroll-2026-11: the same key resumes, never resends.",
 )
-@click.option("--sheet", "sheet_name", default=None, help="The sheet to read (default: the first).")
+@click.option(
+    "--sheet",
+    "sheet_name",
+    default=None,
+    help="The sheet to read (default: the first visible worksheet).",
+)
 @click.option("--dry-run", is_flag=True, help="Validate and check balance and key; send nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Send the valid rows even if some are invalid.")
 @click.option("--allow-duplicates", is_flag=True, help="The same order twice is meant, not a slip.")

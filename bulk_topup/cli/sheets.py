@@ -24,7 +24,12 @@ from .reporting import csv_dialect_option, language_option
 
 @main.command()
 @click.argument("sheet", type=click.Path(dir_okay=False))
-@click.option("--sheet", "sheet_name", default=None, help="The sheet to read (default: the first).")
+@click.option(
+    "--sheet",
+    "sheet_name",
+    default=None,
+    help="The sheet to read (default: the first visible worksheet).",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -77,8 +82,8 @@ def validation_json(result: Any) -> dict[str, Any]:
                 "kind": o.kind,
                 "valid": o.valid,
                 "ref": o.ref or None,
-                "errors": [{"column": p.column, "message": p.message} for p in o.errors],
-                "warnings": [{"column": p.column, "message": p.message} for p in o.warnings],
+                "errors": [_problem_json(p) for p in o.errors],
+                "warnings": [_problem_json(p) for p in o.warnings],
                 "order": {
                     **o.payload(),
                     "face_value": o.face_value,
@@ -88,14 +93,31 @@ def validation_json(result: Any) -> dict[str, Any]:
                 },
             }
         )
-    return {"rows": rows, "summary": {**result.summary, "catalog_notes": result.catalog_notes}}
+    return {
+        "rows": rows,
+        "skipped": [{"row": p.row, **_problem_json(p)} for p in result.skipped],
+        "sheet_notes": result.sheet_notes,
+        "summary": {**result.summary, "catalog_notes": result.catalog_notes},
+    }
+
+
+def _problem_json(p: Any) -> dict[str, Any]:
+    """A problem with the column as the user wrote it and the order field it stands for."""
+    return {"column": p.column, "field": p.field or None, "message": p.message}
+
+
+def print_notes(result: Any) -> None:
+    """What was read and what was not: sheets left aside, columns carried, rows skipped."""
+    for note in result.sheet_notes:
+        click.secho(f"note: {note}", fg="yellow")
+    for note in result.catalog_notes:
+        click.secho(f"note: {note}", fg="yellow")
 
 
 def print_warnings(result: Any, limit: int = 20) -> None:
     """Before money moves: the notes, and what was repaired or looks odd (not errors)."""
-    for note in result.catalog_notes:
-        click.secho(f"note: {note}", fg="yellow")
-    warnings = [p for o in result.orders for p in o.warnings]
+    print_notes(result)
+    warnings = [p for o in result.orders for p in o.warnings] + result.skipped
     for p in warnings[:limit]:
         click.secho(f"warning {p}", fg="yellow")
     if len(warnings) > limit:
@@ -106,10 +128,10 @@ def print_warnings(result: Any, limit: int = 20) -> None:
 def print_validation(sheet: Any, result: Any) -> None:
     where = f"{sheet.path}" + (f" [{sheet.name}]" if sheet.name else "")
     click.echo(f"{where}: {len(sheet.rows)} rows (header on row {sheet.header_row})")
-    for note in result.catalog_notes:
-        click.secho(f"note: {note}", fg="yellow")
+    print_notes(result)
     errors = [p for o in result.orders for p in o.errors]
-    warnings = [p for o in result.orders for p in o.warnings]
+    warnings = sorted([p for o in result.orders for p in o.warnings] + result.skipped,
+                      key=lambda p: p.row)  # fmt: skip
     for p in errors:
         click.secho(f"error   {p}", fg="red")
     for p in warnings:
