@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -69,6 +70,8 @@ from .models import (
     parse_topup,
 )
 
+#: set by `pace()`: this task has taken its call's turn already (one task, one request)
+_PAID_FOR: ContextVar[bool] = ContextVar("bulk_topup_paid_for", default=False)
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=32)
 PAGE_SIZE_MAX = 100
@@ -197,11 +200,20 @@ class OneClickClient:
 
     # --- transport -------------------------------------------------------------------------------
 
+    async def pace(self) -> None:
+        """Wait for the next call's turn now: this task's next request then goes out at once.
+        A sender journals its intent after this wait, so the time it records is the time the
+        POST left (a tight window for finding its order later)."""
+        if self.throttle is not None:
+            await self.throttle.acquire()
+        _PAID_FOR.set(True)
+
     async def _once(
         self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None
     ) -> tuple[Any, dict[str, Any]]:
-        if self.throttle is not None:
+        if self.throttle is not None and not _PAID_FOR.get():
             await self.throttle.acquire()
+        _PAID_FOR.set(False)
         self.calls += 1
         what = f"{method} {path}"
         try:

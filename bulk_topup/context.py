@@ -25,24 +25,25 @@ class RunOptions:
     concurrency: int = 8  # rows in flight at once
     max_total: float | None = None  # DZD of face value this run may send
     resend_uncertain_gifts: bool = False
-    #: seconds after a send before the first look: the provider's usual settle time
-    #: (mobile: PENDING 5 s, HANDLING 15 s; internet 3 to 45 s; gift cards a few seconds)
+    #: seconds after a send before the first look: the provider's usual settle time (mobile:
+    #: PENDING 5 s, HANDLING 15 s; internet 3 to 45 s; gift cards a few seconds) and a second
+    #: more, so the orders sent just after a due one (in a sweep's slack) are settled too
     poll_first: dict[str, float] = field(
-        default_factory=lambda: {"mobile": 20.5, "internet": 10.5, "giftcard": 8.5}
+        default_factory=lambda: {"mobile": 21.0, "internet": 11.0, "giftcard": 9.0}
     )
     poll_step: float = 5.0
     poll_ceiling: float = 60.0
     poll_deadline: dict[str, float] = field(
         default_factory=lambda: {"mobile": 300.0, "internet": 300.0, "giftcard": 600.0}
     )
-    #: due orders are gathered this long (in the runner's time) before a sweep, so one list
-    #: page answers for many of them instead of one call each
-    gather: float = 1.0
+    #: due orders are gathered until a list page's worth is due, but at most this long (in the
+    #: runner's time), so one page answers for many of them instead of one call each
+    gather: float = 5.0
     sweep_min: int = 5  # due orders of one kind from which a list sweep replaces check-ref
     sweep_batch: int = 100  # due orders one sweep looks for (one list page holds 100)
     #: seconds of slack around the provider times of a sweep's orders: covers the error in the
-    #: learned clock skew (one round trip) and the provider stamping after our send
-    sweep_slack: float = 2.0
+    #: learned clock skew (about one trip of an answer)
+    sweep_slack: float = 0.5
     #: slack of the window in which an uncertain gift order may have been created
     gift_slack: float = 2.0
     #: the longest a POST can take, used to close a gift window when the run died mid-POST

@@ -78,6 +78,11 @@ class Schedule:
         self._deadline.pop(idx, None)
         self._checks.pop(idx, None)
 
+    def first(self) -> int | None:
+        """The order due first (without taking it)."""
+        self._clean()
+        return self._heap[0][1] if self._heap else None
+
     def next_due(self) -> float | None:
         self._clean()
         return self._heap[0][0] if self._heap else None
@@ -97,6 +102,15 @@ class Schedule:
             del self._due[idx]
             taken.append(idx)
         return taken
+
+    def due_count(self, now: float, limit: int) -> int:
+        """How many orders are due by `now`, counting up to `limit` (a bounded peek)."""
+        self._clean()
+        return sum(
+            1
+            for at, idx in heapq.nsmallest(limit, self._heap)
+            if at <= now and self._due.get(idx) == at
+        )
 
     def _set(self, idx: int, at: float) -> None:
         self._due[idx] = at

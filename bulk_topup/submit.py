@@ -129,6 +129,9 @@ class Submitter:
     async def _submit(self, row: Row) -> bool:
         ctx = self.ctx
         journal, guard = ctx.journal, ctx.guard
+        await ctx.client.pace()  # the POST's turn first: the send time journaled is when it left
+        if not guard.may_send:
+            return False
         row = journal.transition(
             row.idx,
             S.SENDING,

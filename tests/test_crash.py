@@ -25,6 +25,20 @@ from .conftest import free_port
 
 pytestmark = pytest.mark.socket
 SPEED = 10.0
+CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_child_left_behind() -> Iterator[None]:
+    """A drill that fails or times out must not leave its `bulk-topup` running into the next."""
+    try:
+        yield
+    finally:
+        while CHILDREN:
+            child = CHILDREN.pop()
+            if child.poll() is None:
+                child.kill()
+                child.communicate(timeout=10)
 
 
 @pytest.fixture
@@ -70,12 +84,14 @@ class Drill:
         return [sys.executable, "-m", "bulk_topup", *args]
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        child = subprocess.Popen(
             self.cli("run", str(self.sheet), "--batch", "crash", "--yes", *extra),
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        CHILDREN.append(child)
+        return child
 
     def finish(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(self.cli(*args), env=self.env, capture_output=True, timeout=timeout)
@@ -119,20 +135,70 @@ class Drill:
         return states
 
 
+class HoldingProxy:
+    """Between bulk-topup and the provider: forwards every request, but holds each POST (never
+    forwards it) while `holding` is set: a POST that left the process and never arrived."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.holding = True
+        self.held = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import anyio
+        import httpx
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        if request.method == "POST" and self.holding:
+            self.held += 1
+            await anyio.sleep(3600)
+        keep = ("x-access-token", "content-type", "accept", "user-agent")
+        async with httpx.AsyncClient(base_url=self.target) as client:
+            answer = await client.request(
+                request.method, request.url.path, params=request.query_params, content=body,
+                headers={k: v for k, v in request.headers.items() if k.lower() in keep},
+            )  # fmt: skip
+        headers = {k: v for k, v in answer.headers.items() if k.lower() in ("retry-after",)}
+        response = Response(
+            answer.content, answer.status_code, headers=headers,
+            media_type=answer.headers.get("content-type"),
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+
 def test_kill_after_intent_before_post(provider, tmp_path: Path) -> None:
-    d = Drill(*provider, tmp_path, rows=6)
-    assert d.finish("validate", str(d.sheet)).returncode == 0  # warm the catalog cache
-    proc = d.start("--rate", "1", "--concurrency", "3")
-
-    def intent_without_order() -> bool:
-        orders = d.orders()
-        return any(s == "SENDING" and ref not in orders for ref, s in d.states().items())
-
-    d.wait("a row committed as SENDING whose POST has not gone out", intent_without_order)
-    d.kill(proc)
-    before = d.orders()
-    assert any(s == "SENDING" and r not in before for r, s in d.states().items())
-    d.resume_and_check()
+    """The intent is journaled, the POST leaves, the process is killed before the provider ever
+    sees it: resume finds no order under the ref and sends it, once."""
+    url, world = provider
+    proxy = HoldingProxy(url)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            proxy, host="127.0.0.1", port=port, log_level="critical", timeout_graceful_shutdown=1
+        )  # fmt: skip
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        d = Drill(f"http://127.0.0.1:{port}", world, tmp_path, rows=6)
+        assert d.finish("validate", str(d.sheet)).returncode == 0  # warm the catalog cache
+        proc = d.start("--rate", "20", "--concurrency", "3")
+        d.wait("three POSTs held on their way", lambda: proxy.held >= 3)
+        d.wait("their intents journaled", lambda: list(d.states().values()).count("SENDING") == 3)
+        d.kill(proc)
+        assert d.orders() == {}  # the provider never saw them
+        proxy.holding = False
+        d.resume_and_check()
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_kill_after_provider_committed_before_answer(provider, tmp_path: Path) -> None:
@@ -166,7 +232,7 @@ def test_second_run_while_locked_exits_7_without_calling(provider, tmp_path: Pat
     d = Drill(*provider, tmp_path, rows=3)
     assert d.finish("validate", str(d.sheet)).returncode == 0
     proc = d.start("--rate", "1")
-    d.wait("the first run is sending", lambda: "SENDING" in d.states().values())
+    d.wait("the first run is sending", lambda: "SUBMITTED" in d.states().values())
     proc.send_signal(signal.SIGSTOP)  # frozen: it makes no call while the second one tries
     try:
         calls = d.world.stats()["total_calls"]
