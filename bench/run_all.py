@@ -6,6 +6,7 @@ Prints one line per figure with its target; sheets and journals go to bench/out/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -25,8 +27,13 @@ from sheets import rows, write_csv, write_xlsx  # noqa: E402
 KEY = "emulator-sandbox-key"
 
 
+#: CPU seconds (user + system) of the last command `measure` ran
+LAST_CPU = [0.0]
+
+
 def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """(seconds, peak MB, exit code, output) of one command in its own process."""
+    """(seconds, peak MB, exit code, output) of one command in its own process; its CPU
+    seconds are left in LAST_CPU."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
@@ -34,6 +41,7 @@ def measure(args: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     return seconds, usage.ru_maxrss / 1024, proc.returncode, output
 
 
@@ -78,24 +86,15 @@ def get(url: str) -> dict:
         return json.loads(r.read())
 
 
-def bench_run(n: int, rate: float, limit: float, speed: float = 20.0) -> None:
+@contextlib.contextmanager
+def served(speed: float, limit: float | None = None) -> Iterator[str]:
+    """The emulator in a process of its own, over HTTP; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen(
-        cli(
-            "emulator",
-            "--port",
-            str(port),
-            "--speed",
-            str(speed),
-            "--rate-limit",
-            str(limit),
-            "--balance",
-            "100000000",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    args = ["emulator", "--port", str(port), "--speed", str(speed), "--balance", "1000000000"]
+    if limit:
+        args += ["--rate-limit", str(limit)]
+    emulator = subprocess.Popen(cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -106,30 +105,37 @@ def bench_run(n: int, rate: float, limit: float, speed: float = 20.0) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        yield url
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+
+
+def run_env(url: str, state: Path, speed: float | None) -> dict[str, str]:
+    env = {**os.environ, "ONECLICK_API_KEY": KEY, "ONECLICK_API_URL": url,
+           "BULK_TOPUP_STATE_DIR": str(state)}  # fmt: skip
+    if speed:
+        env["BULK_TOPUP_CLOCK_SPEED"] = str(speed)  # the runner's waits compressed like the clock
+    return env
+
+
+def run_batch(
+    url: str, sheet: Path, state: Path, *args: str, speed: float | None = None, batch: str = "bench"
+) -> tuple[float, float, int, str]:
+    shutil.rmtree(state, ignore_errors=True)  # a fresh history: the repeat guard stays out of it
+    return measure(
+        cli("run", str(sheet), "--batch", batch, "--yes",
+            "--out", str(OUT / "run-results.xlsx"), *args),
+        run_env(url, state, speed),
+    )  # fmt: skip
+
+
+def bench_run(n: int, rate: float, limit: float, speed: float = 20.0) -> None:
+    with served(speed, limit) as url:
         sheet = write_csv(OUT / f"mobile-{n}.csv", rows(n, seed=2, internet_share=0.0))
         state = OUT / f"state-run-{n}-{rate:g}"
-        env = {
-            **os.environ,
-            "ONECLICK_API_KEY": KEY,
-            "ONECLICK_API_URL": url,
-            "BULK_TOPUP_STATE_DIR": str(state),
-            "BULK_TOPUP_CLOCK_SPEED": str(speed),
-        }
-        seconds, mb, code, out = measure(
-            cli(
-                "run",
-                str(sheet),
-                "--batch",
-                f"bench-{time.time():.0f}",
-                "--yes",
-                "--rate",
-                str(rate),
-                "--concurrency",
-                "16",
-                "--out",
-                str(OUT / "run-results.xlsx"),
-            ),
-            env,
+        seconds, mb, code, out = run_batch(
+            url, sheet, state, "--rate", str(rate), "--concurrency", "16", speed=speed
         )
         assert code == 0, out
         stats = get(f"{url}/__emulator/stats")
@@ -169,9 +175,71 @@ def bench_run(n: int, rate: float, limit: float, speed: float = 20.0) -> None:
                 True,
             )
         assert stats["max_orders_per_ref"] == 1 and stats["orders"] == n
-    finally:
-        emulator.terminate()
-        emulator.wait(10)
+
+
+def bench_real_clock(n: int = 2000, limit: float = 50.0) -> None:
+    """The provider's real clock, nothing compressed: every POST at the limit, then the last
+    order's 20 s settle and one look. The floor is n / limit + 20 s."""
+    with served(1.0, limit) as url:
+        sheet = write_csv(OUT / f"mobile-{n}.csv", rows(n, seed=2, internet_share=0.0))
+        seconds, mb, code, out = run_batch(
+            url, sheet, OUT / "state-real-clock", "--rate", str(limit), "--concurrency", "16"
+        )
+        assert code == 0, out
+        stats = get(f"{url}/__emulator/stats")
+    floor = n / limit + 20.0
+    per_order = stats["total_calls"] / n
+    pages = sum(v for k, v in stats["calls"].items() if k.endswith("/list"))
+    singles = sum(v for k, v in stats["calls"].items() if "check-" in k)
+    print(f"run {n:,} rows on the provider's real clock (limit {limit:g}/s, --rate {limit:g}):")
+    line("  wall against the floor", f"{seconds:.1f} s / {floor:.0f} s", "<= 110 %",
+         seconds <= 1.1 * floor)  # fmt: skip
+    line("  API calls per order", f"{per_order:.3f}", "<= 1.05", per_order <= 1.05)
+    line("  list pages per 100 orders", f"{100 * pages / n:.2f}", "about 1", True)
+    line("  single checks", str(singles), "-", True)
+    line("  429 answers", str(stats["rate_limited"]), "0", stats["rate_limited"] == 0)
+    line("  peak memory", f"{mb:.0f} MB", "-", True)
+    assert stats["max_orders_per_ref"] == 1 and stats["orders"] == n
+
+
+def bench_scale(sizes: tuple[int, ...] = (1000, 100_000), speed: float = 50.0) -> None:
+    """The runner's time and memory per row, from 1,000 to 100,000 rows, against a fast
+    emulator (its clock and the runner's waits compressed alike; no rate limit)."""
+    for n in sizes:
+        with served(speed) as url:
+            sheet = write_csv(OUT / f"mobile-{n}.csv", rows(n, seed=3, internet_share=0.0))
+            seconds, mb, code, out = run_batch(
+                url, sheet, OUT / f"state-scale-{n}", "--rate", "5000", "--concurrency", "16",
+                speed=speed,
+            )  # fmt: skip
+            assert code == 0, out
+            stats = get(f"{url}/__emulator/stats")
+        cpu_ms = 1000 * LAST_CPU[0] / n
+        per_order = stats["total_calls"] / n
+        print(f"run {n:,} rows against a fast emulator: wall {seconds:.1f} s")
+        line("  CPU per order", f"{cpu_ms:.2f} ms", "< 5 ms", cpu_ms < 5)
+        line("  CPU seconds per 1,000 orders", f"{cpu_ms:.2f} s", "-", True)
+        line("  peak memory", f"{mb:.0f} MB", "< 300 MB", mb < 300)
+        line("  API calls per order", f"{per_order:.3f}", "<= 1.05", per_order <= 1.05)
+        assert stats["max_orders_per_ref"] == 1 and stats["orders"] == n
+
+
+def bench_resume(n: int = 10_000, speed: float = 50.0) -> None:
+    """`resume` of a finished batch: it reads the journal, checks the key, sends nothing."""
+    state = OUT / "state-resume"
+    with served(speed) as url:
+        sheet = write_csv(OUT / f"mobile-{n}.csv", rows(n, seed=4, internet_share=0.0))
+        args = ("--rate", "5000", "--concurrency", "16")
+        _, _, code, out = run_batch(url, sheet, state, *args, speed=speed, batch="finished")
+        assert code == 0, out
+        posts = get(f"{url}/__emulator/stats")["calls"].get("POST /v3/mobile/send", 0)
+        seconds, _, code, out = measure(
+            cli("resume", "--batch", "finished", "--yes"), run_env(url, state, speed)
+        )
+        assert code == 0, out
+        after = get(f"{url}/__emulator/stats")["calls"].get("POST /v3/mobile/send", 0)
+    line(f"resume of a finished {n:,}-row batch: time", f"{seconds:.2f} s", "< 2 s", seconds < 2)
+    line(f"resume of a finished {n:,}-row batch: POSTs", str(after - posts), "0", after == posts)
 
 
 def setup_report(state: Path, sheet: Path) -> None:
@@ -215,17 +283,28 @@ def bench_report() -> None:
     line("results workbook for 100,000 rows: peak memory", f"{mb:.0f} MB", "< 500 MB", mb < 500)
 
 
-def main() -> None:
+BENCHES = {
+    "validate": bench_validate,
+    "run": lambda: (bench_run(2000, rate=50, limit=50), bench_run(600, rate=80, limit=50)),
+    "real-clock": bench_real_clock,
+    "scale": bench_scale,
+    "resume": bench_resume,
+    "report": lambda: bench_report(),
+}
+
+
+def main(names: list[str]) -> None:
+    """Every benchmark, or those named (`python bench/run_all.py real-clock scale`)."""
     OUT.mkdir(exist_ok=True)
     print(f"bulk_topup benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    bench_validate()
-    bench_run(2000, rate=50, limit=50)
-    bench_run(600, rate=80, limit=50)
-    bench_report()
+    if "report" in (names or BENCHES) and not (OUT / "orders-100k.csv").exists():
+        write_csv(OUT / "orders-100k.csv", rows(100_000))
+    for name in names or list(BENCHES):
+        BENCHES[name]()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--setup-report"]:
         setup_report(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
-        main()
+        main(sys.argv[1:])

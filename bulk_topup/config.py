@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from .client import DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
+from .client import DEFAULT_LIMITS, DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
 from .clock import Clock, SystemClock, VirtualClock
 from .errors import UsageError
 from .statedir import default_state_dir
@@ -61,8 +61,15 @@ class Settings:
         throttle: Throttle | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        concurrency: int | None = None,
     ) -> OneClickClient:
-        """A fresh API client for this configuration (use it as `async with`)."""
+        """A fresh API client for this configuration (use it as `async with`). `concurrency`
+        sizes its connection pool: enough for every row in flight and the polls beside them (a
+        pool far larger than that costs a scan of idle connections on every request)."""
+        limits = DEFAULT_LIMITS
+        if concurrency is not None:
+            size = concurrency + 6
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         if retry is None and isinstance(self.clock, VirtualClock):
             retry = RetryPolicy(sleep=self.clock.sleep)  # tests: backoff in virtual time
         return OneClickClient(
@@ -72,6 +79,7 @@ class Settings:
             throttle=throttle,
             retry=retry,
             timeout=timeout,
+            limits=limits,
             wall=self.clock.wall,
         )
 

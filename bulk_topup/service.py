@@ -28,7 +28,7 @@ from .config import Settings
 from .context import RunOptions
 from .errors import BulkTopupError, InvalidRowsError, RefusedError, UsageError
 from .history import History
-from .journal import Journal, Row, RowState, open_batch
+from .journal import FINAL, Journal, Row, RowState, open_batch
 from .models import mask
 from .notify import BatchNews, Delivery, news_from_journal, notify_url, send, worth_telling
 from .orders import Validation
@@ -261,7 +261,9 @@ async def run_sheet(
     try:
         same_api(journal, settings.api_url)
         result_path = _results_path(journal, request.sheet, request.batch, request.out)
-        async with settings.client(throttle=settings.throttle(options.rate)) as client:
+        async with settings.client(
+            throttle=settings.throttle(options.rate), concurrency=options.concurrency
+        ) as client:
             sheet, validation = await validate_sheet(
                 request.sheet,
                 batch=request.batch,
@@ -359,7 +361,14 @@ async def resume_batch(
         same_api(journal, settings.api_url)
         check_resume(journal, policy)
         result_path = _results_path(journal, None, batch, out)
-        async with settings.client(throttle=settings.throttle(options.rate)) as client:
+        if set(journal.counts()) <= {s.value for s in FINAL}:
+            # Every row is final: nothing to send, nothing to look at; no API call is made.
+            exists = result_path.exists() and out is None and report is None
+            path = result_path if exists else write_batch_results(journal, result_path, report)
+            return _result(journal, settings, batch, None, path)
+        async with settings.client(
+            throttle=settings.throttle(options.rate), concurrency=options.concurrency
+        ) as client:
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
             runner = Runner(journal, client, settings.clock, options, history=history)
             facts = await runner.preflight()

@@ -397,3 +397,19 @@ async def test_refs_survive_reordering_and_insertion(catalog) -> None:
     other = build_orders(sheet_of(mobile("0661234567")), "next-month", catalog)
     assert other.orders[0].ref != refs_a["0661234567"]
     assert all(len(o.ref) <= 40 for o in a.orders + b.orders)
+
+
+async def test_the_amount_is_part_of_every_ref(catalog) -> None:
+    """Two top-ups of one number on one plan differ by their amount, and so do their refs: a
+    ref that ignored the amount would adopt the first order for the second row."""
+    rows = [
+        {"phone": "0661234567", "plan_code": "PREPAID_MOBILIS", "amount": "500"},
+        {"phone": "0661234567", "plan_code": "PREPAID_MOBILIS", "amount": "700"},
+        {"internet_type": "ADSL", "number": "036362608", "value": "1000"},
+        {"internet_type": "ADSL", "number": "036362608", "value": "2000"},
+    ]
+    orders = build_orders(sheet_of(*rows), "b", catalog).orders
+    assert [o.valid for o in orders] == [True] * 4
+    assert len({o.ref for o in orders}) == 4
+    assert orders[0].ref == make_ref("b", "mobile", "0661234567", "PREPAID_MOBILIS", 500, 0)
+    assert orders[3].ref == make_ref("b", "internet", "036362608", "ADSL", 2000, 0)

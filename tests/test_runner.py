@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bulk_topup.emulator import ApiKey
+from bulk_topup.emulator import ApiKey, EmulatorTransport
 from bulk_topup.errors import BatchLockedError, InvalidRowsError, JournalError, RefusedError
 from bulk_topup.journal import MIGRATIONS, RowState, open_batch
 from bulk_topup.orders import build_orders
@@ -168,6 +168,53 @@ async def test_max_total(kit: Kit) -> None:
     await kit.load(mobile("0661234567"), mobile("0661234568"))
     with pytest.raises(RefusedError, match="more than --max-total 600.00 DA"):
         await kit.run(RunOptions(max_total=600))
+
+
+async def test_max_total_counts_face_value_not_cost(kit: Kit) -> None:
+    """1,000 DA of top-ups cost 960 DA: a cap of 980 DA is exceeded (the cap is on what the
+    people receive, the safer side), and nothing is sent."""
+    await kit.load(mobile("0661234567"), mobile("0661234568"))
+    with pytest.raises(RefusedError, match="would send 1,000.00 DA of top-ups, more than"):
+        await kit.run(RunOptions(max_total=980))
+    assert kit.stats()["orders"] == 0
+    assert (await kit.run(RunOptions(max_total=1000))).exit_code == 0
+
+
+async def test_the_retry_budget_runs_out(kit: Kit) -> None:
+    """In a storm that never ends, the run stops after its retry budget: it does not retry
+    forever (the breaker is set out of the way here)."""
+    await kit.load(*[mobile(f"06612345{i:02d}") for i in range(4)])
+
+    class PostsNeverConnect(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = EmulatorTransport(kit.app)
+            self.posts = 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                self.posts += 1
+                raise httpx.ConnectError("connection refused", request=request)
+            return await self.inner.handle_async_request(request)
+
+    transport = PostsNeverConnect()
+    options = RunOptions(concurrency=1, breaker_threshold=10_000, retry_budget=3)
+    outcome = await kit.run(options, preflight=False, transport=transport)
+    assert outcome.exit_code == 5
+    assert "more than 3 retries in this run" in (outcome.stop_reason or "")
+    assert kit.states() == ["PLANNED"] * 4  # never sent: all still to send
+    assert transport.posts == 4 * 6  # 4 tries of a row (6 attempts each), then the budget
+
+
+async def test_an_internet_card_records_what_it_cost(kit: Kit) -> None:
+    """The internet API reports no debit: the catalog price charged is recorded, so totals and
+    the workbook's debited column are right."""
+    await kit.load(internet("036362608", 1000), internet("213661234567", 500, "4G"))
+    assert (await kit.run()).exit_code == 0
+    with kit.journal() as j:
+        rows = j.rows()
+        assert [r.debited for r in rows] == [r.cost for r in rows]
+        assert all(r.debited and r.debited > 0 for r in rows)
+        assert j.totals()["debited"] == round(sum(r.cost for r in rows), 2)
 
 
 async def test_balance_running_out_mid_run(kit: Kit) -> None:
