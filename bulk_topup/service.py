@@ -264,68 +264,8 @@ async def run_sheet(
         async with settings.client(
             throttle=settings.throttle(options.rate), concurrency=options.concurrency
         ) as client:
-            sheet, validation = await validate_sheet(
-                request.sheet,
-                batch=request.batch,
-                client=client,
-                state_dir=settings.state_dir,
-                api_url=settings.api_url,
-                sheet_name=request.sheet_name,
-                allow_duplicates=request.allow_duplicates,
-            )
-            hooks.validated(sheet, validation)
-            if validation.invalid and not request.skip_invalid:
-                raise InvalidRowsError(
-                    f"{len(validation.invalid)} invalid rows; nothing was sent (fix them, or "
-                    f"pass --skip-invalid to send the valid rows only)",
-                    validation.invalid,
-                )
-            if not validation.valid:
-                raise NothingToSend(
-                    "the sheet has no order rows below its header; nothing was sent"
-                    if not validation.orders
-                    else "no row of the sheet is valid; nothing was sent"
-                )
-            # Before any call that could send: the approved plan and the policy's caps.
-            authorised = await authorise_run(
-                client, plan_path=request.plan, policy=request.policy, sheet_path=request.sheet,
-                validation=validation, batch=request.batch, api_url=settings.api_url,
-                state_dir=settings.state_dir, now=settings.clock.wall(),
-            )  # fmt: skip
             runner = Runner(journal, client, settings.clock, options)
-            key = await runner.check_environment()
-            history = History(
-                settings.state_dir,
-                api_url=settings.api_url,
-                exclude=journal.path,
-                environment=key.type,
-            )
-            runner.ctx.history = history
-            print_ = fingerprint(request.sheet)
-            conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
-            if conflicts:
-                raise InvalidRowsError(refuse_edits(conflicts), conflicts)
-            if not request.allow_repeat:
-                sent = {r.ref for r in journal.sent_index()}
-                found = repeats(
-                    validation.orders, sent, history, batch=request.batch,
-                    fingerprint=print_, now=settings.clock.wall(),
-                    window_days=request.repeat_window,
-                )  # fmt: skip
-                if found:
-                    raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
-            journal.sync_orders(validation.orders)
-            record_authorisation(journal, authorised)
-            journal.set_meta(
-                sheet=str(request.sheet.resolve()),
-                fingerprint=print_,
-                sheet_name=sheet.name or None,
-                out=str(result_path.resolve()),
-                api_url=settings.api_url,
-                headers=json.dumps(
-                    dict(zip(sheet.columns, sheet.headers, strict=True)), ensure_ascii=False
-                ),
-            )
+            await _admit(settings, request, hooks, journal, runner, result_path)
             facts = await runner.preflight()
             outcome = await _drive(runner, hooks, facts, "run")
         path = write_batch_results(journal, result_path, request.report)
@@ -338,6 +278,77 @@ async def run_sheet(
         if empty:  # refused before anything was journaled: leave no empty batch behind
             for suffix in ("", "-wal", "-shm", ".lock"):
                 Path(str(journal.path) + suffix).unlink(missing_ok=True)
+
+
+async def _admit(
+    settings: Settings,
+    request: SheetRun,
+    hooks: Hooks,
+    journal: Journal,
+    runner: Runner,
+    result_path: Path,
+) -> None:
+    """The sheet read, validated, checked against what was paid already and the approvals, and
+    journaled. (A function of its own so that the sheet and its orders, a whole-sheet list, are
+    freed before the run: from here on the journal is the batch.)"""
+    client = runner.ctx.client
+    sheet, validation = await validate_sheet(
+        request.sheet,
+        batch=request.batch,
+        client=client,
+        state_dir=settings.state_dir,
+        api_url=settings.api_url,
+        sheet_name=request.sheet_name,
+        allow_duplicates=request.allow_duplicates,
+    )
+    hooks.validated(sheet, validation)
+    if validation.invalid and not request.skip_invalid:
+        raise InvalidRowsError(
+            f"{len(validation.invalid)} invalid rows; nothing was sent (fix them, or "
+            f"pass --skip-invalid to send the valid rows only)",
+            validation.invalid,
+        )
+    if not validation.valid:
+        raise NothingToSend(
+            "the sheet has no order rows below its header; nothing was sent"
+            if not validation.orders
+            else "no row of the sheet is valid; nothing was sent"
+        )
+    # Before any call that could send: the approved plan and the policy's caps.
+    authorised = await authorise_run(
+        client, plan_path=request.plan, policy=request.policy, sheet_path=request.sheet,
+        validation=validation, batch=request.batch, api_url=settings.api_url,
+        state_dir=settings.state_dir, now=settings.clock.wall(),
+    )  # fmt: skip
+    key = await runner.check_environment()
+    history = History(
+        settings.state_dir, api_url=settings.api_url, exclude=journal.path, environment=key.type
+    )
+    runner.ctx.history = history
+    print_ = fingerprint(request.sheet)
+    conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
+    if conflicts:
+        raise InvalidRowsError(refuse_edits(conflicts), conflicts)
+    if not request.allow_repeat:
+        sent = {r.ref for r in journal.sent_index()}
+        found = repeats(
+            validation.orders, sent, history, batch=request.batch,
+            fingerprint=print_, now=settings.clock.wall(), window_days=request.repeat_window,
+        )  # fmt: skip
+        if found:
+            raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
+    journal.sync_orders(validation.orders)
+    record_authorisation(journal, authorised)
+    journal.set_meta(
+        sheet=str(request.sheet.resolve()),
+        fingerprint=print_,
+        sheet_name=sheet.name or None,
+        out=str(result_path.resolve()),
+        api_url=settings.api_url,
+        headers=json.dumps(
+            dict(zip(sheet.columns, sheet.headers, strict=True)), ensure_ascii=False
+        ),
+    )
 
 
 async def resume_batch(
