@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean i18n
+.PHONY: demo test check bench clean i18n mutants
 
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (once; the log is $(VENV)/install.log)"
@@ -29,9 +29,12 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 check: $(STAMP)
-	$(BIN)/ruff check bulk_topup tests bench
-	$(BIN)/ruff format --check bulk_topup tests bench
+	$(BIN)/ruff check bulk_topup tests bench tools
+	$(BIN)/ruff format --check bulk_topup tests bench tools
 	$(BIN)/mypy bulk_topup
+
+mutants: $(STAMP)
+	$(BIN)/python tools/mutants.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -105,6 +105,20 @@ async def test_another_batchs_later_order_is_never_adopted(desk: Desk) -> None:
     assert card_owners(desk, "first", "second") == Counter({"SANDBOX-CARD-1": 1})
 
 
+async def test_an_unclaimed_order_born_after_the_post_is_never_adopted(desk: Desk) -> None:
+    """Someone buys the same gift on the same account later (the dashboard, another tool): no
+    batch claims that order, but it was born after this row's POST could have made anything."""
+    await _killed_while_sending(desk, "first")
+    desk.clock.advance(3 * 86400)
+    async with desk.settings().client() as client:
+        await client.place_gift_order(product_id=PSN, type_id="type_001", quantity=1)
+    await desk.resume("first")
+    with desk.journal("first") as j:
+        row = j.rows()[0]
+    assert row.state == S.UNCERTAIN and row.order_id is None
+    assert len(desk.orders("gift")) == 1
+
+
 async def test_an_order_born_in_the_window_but_claimed_elsewhere_is_not_adopted(
     desk: Desk,
 ) -> None:
