@@ -40,7 +40,7 @@ bench: $(STAMP)
 LOCALE := bulk_topup/locale
 i18n: $(STAMP)
 	@$(BIN)/pybabel extract --no-location --sort-output --no-wrap -k NP_:1c,2 --project bulk_topup \
-		--copyright-holder "bulk_topup" -o $(LOCALE)/bulk_topup.pot bulk_topup
+		--copyright-holder "bulk_topup" -F babel.cfg -o $(LOCALE)/bulk_topup.pot .
 	@$(BIN)/pybabel update --no-wrap --ignore-obsolete -D bulk_topup \
 		-i $(LOCALE)/bulk_topup.pot -d $(LOCALE)
 	@$(BIN)/pybabel compile --statistics -D bulk_topup -d $(LOCALE)
