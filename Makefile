@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean i18n
+.PHONY: demo test test-fast check bench clean i18n
 
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (once; the log is $(VENV)/install.log)"
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Without the browser and socket tests: a minute or so, for while you work.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not browser and not socket"
 
 check: $(STAMP)
 	$(BIN)/ruff check bulk_topup tests bench

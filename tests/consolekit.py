@@ -129,8 +129,9 @@ def serve(app: Any) -> Served:
     """`app` served by uvicorn on a thread, on a free port of 127.0.0.1."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical",
-                       timeout_graceful_shutdown=2)  # fmt: skip
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="critical", timeout_graceful_shutdown=2
+        )  # fmt: skip
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

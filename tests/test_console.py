@@ -66,7 +66,9 @@ def test_the_token_works_once_and_gives_a_strict_cookie(kit: Kit) -> None:
     assert token not in cookie
     again = TestClient(kit.app).get(f"/login?token={token}", follow_redirects=False)
     assert again.status_code == 403 and "used already" in again.text
-    assert TestClient(kit.app).get("/login?token=guessed", follow_redirects=False).status_code == 403
+    assert (
+        TestClient(kit.app).get("/login?token=guessed", follow_redirects=False).status_code == 403
+    )
 
 
 def test_every_request_that_changes_something_needs_the_csrf_token(kit: Kit) -> None:
@@ -74,8 +76,7 @@ def test_every_request_that_changes_something_needs_the_csrf_token(kit: Kit) -> 
     posts = [r for r in kit.app.routes if isinstance(r, Route) and "POST" in (r.methods or ())]
     assert len(posts) >= 12
     for route in posts:
-        path = route.path.replace("{upload}", "0123456789abcdef").replace(
-            "{batch}", "b-00000000")
+        path = route.path.replace("{upload}", "0123456789abcdef").replace("{batch}", "b-00000000")
         for data in ({}, {"csrf": "forged"}):
             r = kit.client.post(path, data=data, follow_redirects=False)
             assert r.status_code == 403, (path, r.status_code)
@@ -178,7 +179,9 @@ def test_a_run_from_confirmation_to_results(kit: Kit) -> None:
     assert "Needs attention" in results and "0600000003" in results
     assert "retry.xlsx" in results
     # the workbook, codes masked
-    book = openpyxl.load_workbook(io.BytesIO(kit.client.get(f"/batches/{bid}/results.xlsx").content))
+    book = openpyxl.load_workbook(
+        io.BytesIO(kit.client.get(f"/batches/{bid}/results.xlsx").content)
+    )
     gifts = [row for row in book["Gift cards"].iter_rows(values_only=True)][1:-1]
     assert gifts and all("•" in str(row[book["Gift cards"].max_column - 3]) for row in gifts)
     # the Retry sheet is an order sheet bulk-topup reads
@@ -329,12 +332,38 @@ def test_the_api_key_is_never_sent_to_the_browser(kit: Kit) -> None:
     kit.start(upload)
     kit.wait("secret")
     bid = batch_path(kit.app.state.config.settings.state_dir, "secret").stem
-    for path in (f"/batches/{bid}", f"/batches/{bid}/results", f"/batches/{bid}/events",
-                 f"/batches/{bid}/results.xlsx", f"/batches/{bid}/retry.xlsx",
-                 f"/batches/{bid}/resume", "/batches", "/template.xlsx", "/template.csv"):  # fmt: skip
+    later = ["", "/results", "/events", "/results.xlsx", "/retry.xlsx", "/resume"]
+    for path in [f"/batches/{bid}{p}" for p in later] + ["/batches", "/template.xlsx",
+                                                         "/template.csv"]:  # fmt: skip
         seen.append(kit.client.get(path))
     seen.append(kit.client.post(f"/batches/{bid}/results-with-codes.xlsx", data={"csrf": kit.csrf}))
     assert all(r.status_code == 200 for r in seen), [(r.url, r.status_code) for r in seen]
     for r in seen:
         assert KEY.encode() not in r.content, r.url
         assert KEY not in str(r.headers), r.url
+
+
+def test_behind_a_sign_on_proxy_each_person_is_themselves_and_signs_with_their_own_key(
+    kit: Kit,
+) -> None:
+    from bulk_topup.signing import new_key
+
+    new_key("nadia")
+    new_key("yacine")
+    kit.app.state.config.user_header = "X-Forwarded-User"
+    assert kit.client.get(f"/login?token={kit.app.state.sessions.new_token()}").status_code == 401
+    kit.client.headers["X-Forwarded-User"] = "nadia"
+    kit.sign_in()
+    assert "nadia" in kit.client.get("/").text
+    kit.client.headers["X-Forwarded-User"] = "yacine"  # nadia's cookie, someone else
+    assert kit.client.get("/").status_code == 401
+    kit.client.headers["X-Forwarded-User"] = "nadia"
+    upload = kit.upload(SAMPLES / "orders.csv", "proxy")
+    kit.client.post(f"/sheets/{upload}/plan", data={"csrf": kit.csrf})
+    plan = kit.client.get(f"/sheets/{upload}/plan").text
+    assert 'value="nadia"' in plan and 'value="yacine"' not in plan
+    assert "prepared by" in plan and "nadia" in plan
+    digest = plan.split('id="digest">', 1)[1].split("<", 1)[0]
+    r = kit.client.post(f"/sheets/{upload}/approve",
+                        data={"csrf": kit.csrf, "key": "yacine", "digest": digest})  # fmt: skip
+    assert r.status_code == 400 and "no approval key named yacine" in r.text

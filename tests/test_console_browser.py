@@ -38,8 +38,9 @@ WAIT = 60_000  # ms: the longest a page waits for a run's end
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is absent (apt-get install chromium)"),  # fmt: skip
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"
+    ),  # fmt: skip
 ]
 
 
@@ -176,7 +177,8 @@ def test_a_messy_sheet_shows_each_error_on_its_cell_then_the_fixed_one_passes(
     text = (SAMPLES / "orders.csv").read_text(encoding="utf-8")
     data = page.evaluate_handle(
         "text => { const d = new DataTransfer(); "
-        "d.items.add(new File([text], 'orders.csv', {type: 'text/csv'})); return d; }", text
+        "d.items.add(new File([text], 'orders.csv', {type: 'text/csv'})); return d; }",
+        text,
     )
     page.dispatch_event("#drop", "drop", {"dataTransfer": data})
     assert page.inner_text("#chosen") == "orders.csv"
@@ -292,7 +294,7 @@ def test_no_page_without_the_token_and_no_change_without_the_csrf_token(
 def test_a_console_run_and_a_cli_run_of_one_batch_never_both_send(
     page: Any, live: Live, tmp_path: Path
 ) -> None:
-    sheet = mobile_sheet(tmp_path, 20)
+    sheet = mobile_sheet(tmp_path, 12)
     # the console runs the batch: the CLI's run of it exits 7 and sends nothing
     live.app.state.config.rate = 2.0
     upload(page, sheet, "shared")
@@ -304,12 +306,12 @@ def test_a_console_run_and_a_cli_run_of_one_batch_never_both_send(
     assert b"being run by another process" in cli.stderr
     page.wait_for_selector("#finished", timeout=WAIT)
     orders = live.orders()
-    assert len(orders) == 20 and set(orders.values()) == {1}
+    assert len(orders) == 12 and set(orders.values()) == {1}
     # the CLI runs another batch: the console shows it and refuses to start it
     other = tmp_path / "other.csv"
     other.write_text(sheet.read_text(encoding="utf-8").replace("06612", "06613"), encoding="utf-8")
     running = subprocess.Popen(
-        live.cli("run", str(other), "--batch", "by-cli", "--yes", "--rate", "2"),
+        live.cli("run", str(other), "--batch", "by-cli", "--yes", "--rate", "1"),
         env=live.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -332,4 +334,4 @@ def test_a_console_run_and_a_cli_run_of_one_batch_never_both_send(
         if running.poll() is None:
             running.kill()
     orders = live.orders()
-    assert len(orders) == 40 and set(orders.values()) == {1}
+    assert len(orders) == 24 and set(orders.values()) == {1}

@@ -25,22 +25,52 @@ def is_loopback(host: str) -> bool:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; beyond this machine only with --allow-remote.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="0 picks a free port (printed).")
-@click.option("--allow-remote", is_flag=True,
-              help="Listen on an address other machines reach: only behind the team's TLS proxy "
-              "and sign-on.")
-@click.option("--user-header", default=None, metavar="NAME",
-              help="The header in which the sign-on proxy names the user (e.g. X-Forwarded-User): "
-              "the console records that name as who prepared, approved, ran or saw a code.")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
-              help="The largest sheet the console accepts.")
-@click.option("--rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="API calls per second of a run, all calls together.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Rows in flight at once in a run.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; beyond this machine only with --allow-remote.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="0 picks a free port (printed).",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Listen on an address other machines reach: only behind the team's TLS proxy and sign-on.",
+)
+@click.option(
+    "--user-header",
+    default=None,
+    metavar="NAME",
+    help="The header in which the sign-on proxy names the user (e.g. X-Forwarded-User): "
+    "the console records that name as who prepared, approved, ran or saw a code.",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="The largest sheet the console accepts.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="API calls per second of a run, all calls together.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Rows in flight at once in a run.",
+)
 @policy_option
 @api_options
 @handle_errors
@@ -107,4 +137,8 @@ def console(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
         proxy_headers=True,
     )  # fmt: skip
-    Server(server_config).run(sockets=[sock])
+    try:
+        Server(server_config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn stops on Ctrl-C, then raises it again: the normal end
+        pass
+    click.echo("console stopped (its runs were asked to stop and settle; resume continues them)")

@@ -30,8 +30,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings, redact
 from ..errors import BatchLockedError, BulkTopupError
-from ..i18n import LANGUAGES, _, current_language, ngettext, normalise_language, pgettext
-from ..i18n import use_language
+from ..i18n import (
+    LANGUAGES,
+    _,
+    current_language,
+    ngettext,
+    normalise_language,
+    pgettext,
+    use_language,
+)
 from ..journal import _os_user
 from .auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Session, Sessions, csrf_ok
 from .runs import Runs
@@ -89,7 +96,8 @@ def state(request: Request) -> Any:
 
 
 def session_of(request: Request) -> Session:
-    return request.scope["state"]["session"]  # type: ignore[no-any-return]
+    session: Session = request.scope["state"]["session"]
+    return session
 
 
 def user_of(request: Request) -> str:

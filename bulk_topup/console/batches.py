@@ -34,8 +34,15 @@ from ..report.custody import reveal, reveal_all
 from ..report.facts import summary
 from ..report.retry import retry_table, write_retry_sheet
 from ..report.settings import ReportSettings
-from ..report.words import NEXT_STEP, STATE_ORDER, Columns, attention, describe, error_text
-from ..report.words import state_words
+from ..report.words import (
+    NEXT_STEP,
+    STATE_ORDER,
+    Columns,
+    attention,
+    describe,
+    error_text,
+    state_words,
+)
 from ..runner import exit_code_for
 from ..service import next_steps, reconcile_batch, resume_batch, standing
 from . import uploads
@@ -220,8 +227,15 @@ async def start_resume(request: Request, form: FormData) -> Response:
 
     options = RunOptions(rate=config.rate, concurrency=config.concurrency)
     policy = load_policy(config.policy)
-    state(request).runs.start(key, "resume", user, lambda h: resume_batch(
-        settings, key, options, h, None, ReportSettings(), policy, None, actor=user), expected)
+    state(request).runs.start(
+        key,
+        "resume",
+        user,
+        lambda h: resume_batch(
+            settings, key, options, h, None, ReportSettings(), policy, None, actor=user
+        ),
+        expected,
+    )
     return RedirectResponse(f"/batches/{batch_id(settings, key)}", status_code=303)
 
 
@@ -335,7 +349,7 @@ async def retry_sheet(request: Request) -> Response:
 async def batch_list(request: Request) -> Response:
     settings = _settings(request)
     runs = state(request).runs
-    found = []
+    found: list[dict[str, Any]] = []
     for key, _path, counts, meta in list_batches(settings.state_dir):
         run = runs.get(key)
         # A batch all of whose rows are final, and whose last run said it finished, is not

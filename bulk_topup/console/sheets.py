@@ -93,6 +93,8 @@ async def template(request: Request) -> Response:
     """The empty order sheet, in the user's language: xlsx with the catalog's lists, or CSV."""
     settings = _settings(request)
     suffix = request.path_params["suffix"]
+    if suffix not in ("xlsx", "csv"):
+        raise HTTPException(404, _("a template is an .xlsx or a .csv file"))
     tmp = Path(tempfile.mkdtemp(dir=uploads.uploads_dir(settings.state_dir)))
     path = tmp / f"{_('orders-template')}.{suffix}"
     if suffix == "csv":
@@ -190,8 +192,12 @@ async def approve(request: Request, form: FormData) -> Response:
         raise UsageError(_("there is no plan to approve yet"))
     made = read_plan(sheet.plan_path)
     if made.digest != form.get("digest"):
-        raise UsageError(_("the plan changed since you looked at it (digest {digest} now); "
-                           "look at it again before approving").format(digest=made.digest))
+        raise UsageError(
+            _(
+                "the plan changed since you looked at it (digest {digest} now); "
+                "look at it again before approving"
+            ).format(digest=made.digest)
+        )
     _name, key = load_signing_key(name)
     add_signature(sheet.plan_path, sign(made, name, key, iso(_settings(request).clock.wall())))
     return RedirectResponse(f"/sheets/{sheet.id}/plan?approved={name}", status_code=303)

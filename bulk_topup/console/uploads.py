@@ -103,9 +103,7 @@ def batch_key(given: str, name: str, today: str) -> str:
     """The batch key asked for, else one made of the sheet's name and the day."""
     key = " ".join(given.split())
     if len(key) > MAX_BATCH_KEY:
-        raise UsageError(
-            _("a batch key has at most {n} characters").format(n=MAX_BATCH_KEY)
-        )
+        raise UsageError(_("a batch key has at most {n} characters").format(n=MAX_BATCH_KEY))
     return key or f"{Path(name).stem}-{today}"
 
 
