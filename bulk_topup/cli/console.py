@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import sys
@@ -137,8 +138,7 @@ def console(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
         proxy_headers=True,
     )  # fmt: skip
-    try:
+    # uvicorn stops on Ctrl-C, then raises it again: for a server that is the normal end.
+    with contextlib.suppress(KeyboardInterrupt):
         Server(server_config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn stops on Ctrl-C, then raises it again: the normal end
-        pass
     click.echo("console stopped (its runs were asked to stop and settle; resume continues them)")
