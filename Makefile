@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean i18n mutants
+.PHONY: demo test test-fast check bench clean i18n mutants screenshots
 
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (once; the log is $(VENV)/install.log)"
@@ -28,10 +28,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# Without the browser and socket tests: a minute or so, for while you work.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not browser and not socket"
+
 check: $(STAMP)
 	$(BIN)/ruff check bulk_topup tests bench tools
 	$(BIN)/ruff format --check bulk_topup tests bench tools
 	$(BIN)/mypy bulk_topup
+
+# The README's pictures of the console, taken by its browser tests.
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -m browser tests/test_console_browser.py
 
 mutants: $(STAMP)
 	$(BIN)/python tools/mutants.py
@@ -45,7 +53,7 @@ bench: $(STAMP)
 LOCALE := bulk_topup/locale
 i18n: $(STAMP)
 	@$(BIN)/pybabel extract --no-location --sort-output --no-wrap -k NP_:1c,2 --project bulk_topup \
-		--copyright-holder "bulk_topup" -o $(LOCALE)/bulk_topup.pot bulk_topup
+		--copyright-holder "bulk_topup" -F babel.cfg -o $(LOCALE)/bulk_topup.pot .
 	@$(BIN)/pybabel update --no-wrap --ignore-obsolete -D bulk_topup \
 		-i $(LOCALE)/bulk_topup.pot -d $(LOCALE)
 	@$(BIN)/pybabel compile --statistics -D bulk_topup -d $(LOCALE)

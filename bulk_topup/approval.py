@@ -130,7 +130,35 @@ async def authorise_run(
             "env BULK_TOPUP_POLICY, or policy.toml in the config dir)"
         ])  # fmt: skip
     assert policy is not None
-    approvals, problems = verify_signatures(plan, read_signatures(plan_path), policy)
+    status = approval_status(plan, policy)
+    approvals, needed, problems = status.approvals, status.needed, list(status.problems)
+    problems += _plan_against_run(plan, sheet_path, validation, batch, api_url)
+    problems += await _plan_against_api(plan, client, policy, state_dir, api_url)
+    spends = [Spend(r["ref"], r["recipient"], float(r["face_value"])) for r in plan.rows]
+    problems += cap_problems(policy, spends, batch=batch, state_dir=state_dir, now=now)
+    _refuse(problems)
+    return Authorisation(policy, plan, approvals, needed, plan.face_value)
+
+
+@dataclass
+class ApprovalStatus:
+    """Where a plan stands under a policy: the approvals that count, how many it needs, and a
+    sentence for each signature that does not count or each approval still missing."""
+
+    approvals: list[Approval]
+    needed: int
+    problems: list[str]
+
+    @property
+    def approved(self) -> bool:
+        return not self.problems and len(self.approvals) >= self.needed
+
+
+def approval_status(plan: Plan, policy: Policy) -> ApprovalStatus:
+    """The signatures beside `plan` checked against `policy` (no API call): what `run --plan`
+    requires of them, and what a person approving wants to see first."""
+    assert plan.path is not None
+    approvals, problems = verify_signatures(plan, read_signatures(plan.path), policy)
     needed = policy.approvals_needed(plan.face_value)
     if not policy.self_approval and any(
         a.approver.casefold() == plan.preparer.casefold() for a in approvals
@@ -146,12 +174,7 @@ async def authorise_run(
             f"the plan has {len(approvals)} valid approval{'s' * (len(approvals) != 1)} "
             f"({who}) and the policy needs {needed} for {plan.face_value:,.2f} DA"
         )
-    problems += _plan_against_run(plan, sheet_path, validation, batch, api_url)
-    problems += await _plan_against_api(plan, client, policy, state_dir, api_url)
-    spends = [Spend(r["ref"], r["recipient"], float(r["face_value"])) for r in plan.rows]
-    problems += cap_problems(policy, spends, batch=batch, state_dir=state_dir, now=now)
-    _refuse(problems)
-    return Authorisation(policy, plan, approvals, needed, plan.face_value)
+    return ApprovalStatus(approvals, needed, problems)
 
 
 def _plan_against_run(

@@ -692,6 +692,23 @@ def open_batch(
     return journal
 
 
+def batch_locked(state_dir: Path, batch: str) -> bool:
+    """Whether a run (of this process or another: a CLI run, a console run) holds the batch's
+    lock right now. The probe takes the lock for an instant when it is free, so a run starting
+    at that very instant would stop with exit 7 (safely: nothing sent); call it when a person
+    looks, not in a loop."""
+    path = batch_path(state_dir, batch)
+    if not path.exists():
+        return False
+    probe = FileLock(str(path) + ".lock")
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
 def list_batches(state_dir: Path) -> list[tuple[str, Path, dict[str, int], dict[str, str]]]:
     """(batch key, path, counts per state, meta) of every journal in the state dir."""
     found: list[tuple[str, Path, dict[str, int], dict[str, str]]] = []

@@ -66,6 +66,7 @@ class SheetRun:
     plan: Path | None = None  # run only what this approved plan says
     policy: Policy | None = None  # approvals and caps (policy.load_policy)
     notify: str | None = None  # where to send word when the batch ends, stops or needs a person
+    actor: str | None = None  # who runs it, as the journal records them (default: the OS user)
 
 
 class Hooks:
@@ -257,6 +258,7 @@ async def run_sheet(
     now = lambda: iso(settings.clock.wall())  # noqa: E731
     # The lock comes first: a second run of the batch stops here, before any API call.
     journal = open_batch(settings.state_dir, request.batch, now=now)
+    journal.actor = request.actor or journal.actor
     created = journal.row_count() == 0
     try:
         same_api(journal, settings.api_url)
@@ -360,12 +362,14 @@ async def resume_batch(
     report: ReportSettings | None = None,
     policy: Policy | None = None,
     notify: str | None = None,
+    actor: str | None = None,
 ) -> BatchResult:
     """Continue a batch from its journal alone: reconcile, send what is left, poll."""
     hooks = hooks or Hooks()
     journal = open_batch(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
     )
+    journal.actor = actor or journal.actor
     try:
         if journal.row_count() == 0:
             raise _empty_batch(batch)
@@ -398,11 +402,13 @@ async def reconcile_batch(
     rate: float,
     report: ReportSettings | None = None,
     notify: str | None = None,
+    actor: str | None = None,
 ) -> BatchResult:
     """Re-check every row of `batch` that is not final and refresh its results."""
     journal = open_batch(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
     )
+    journal.actor = actor or journal.actor
     try:
         if journal.row_count() == 0:
             raise _empty_batch(batch)
@@ -435,6 +441,22 @@ def batches_needing_reconcile(state_dir: Path) -> list[str]:
         if exit_code_for(counts) == EXIT_NOT_FINAL:
             keys.append(key)
     return keys
+
+
+def standing(counts: dict[str, int]) -> str:
+    """A batch in one word, from its counts per state: "fulfilled" (every row), "failed"
+    (finished, some rows failed), "open" (rows sent and not final: resume or reconcile),
+    "unsent" (rows planned and none sent: abandoned at the confirmation, or stopped before
+    sending), "empty" (no valid row)."""
+    code = exit_code_for(counts)
+    sent = {s for s, n in counts.items() if n} - {S.PLANNED.value, S.INVALID.value}
+    if code == EXIT_OK:
+        return "fulfilled"
+    if code == EXIT_FAILED_ROWS:
+        return "failed"
+    if code == EXIT_NOT_FINAL:
+        return "open" if sent else "unsent"
+    return "empty"
 
 
 def discard_batch(state_dir: Path, batch: str) -> int:

@@ -34,8 +34,10 @@ def marked_messages() -> dict[tuple[str | None, str], str]:
     """(context, message id) -> where, for every message the code marks for translation."""
     found: dict[tuple[str | None, str], str] = {}
     keywords = {**DEFAULT_KEYWORDS, **EXTRA_KEYWORDS}
+    # The code, and the console's templates (Jinja's extractor), as babel.cfg says.
+    method_map = [("console/templates/**.html", "jinja2"), ("**.py", "python")]
     for filename, lineno, message, _comments, context in extract_from_dir(
-        str(PACKAGE), keywords=keywords, comment_tags=()
+        str(PACKAGE), method_map=method_map, keywords=keywords, comment_tags=()
     ):
         msgid = message[0] if isinstance(message, tuple) else message
         found[(context, msgid)] = f"{filename}:{lineno}"

@@ -89,3 +89,37 @@ def write_codes(journal: Journal, path: Path, settings: ReportSettings, write: A
     """Write the encrypted codes workbook to `path` through `write(path, bytes)` (atomic)."""
     assert settings.custody is not None
     return write(path, encrypt(codes_workbook(journal, settings), settings.custody.password))
+
+
+def reveal(journal: Journal, idx: int, card: int, actor: str) -> str:
+    """The code of card `card` of row `idx` (0: the row's internet card code, 1...: its gift
+    cards), recorded first in the batch's audit log as seen by `actor`; the log keeps who saw
+    which card, never the code. Raises LookupError when the row has no such card."""
+    row = journal.row(idx)
+    if card == 0:
+        code, serial = row.card_code, row.num_trans
+    elif 0 < card <= len(row.cards):
+        code, serial = row.cards[card - 1].get("value"), row.cards[card - 1].get("serial")
+    else:
+        code, serial = None, None
+    if not code:
+        raise LookupError(f"row {row.sheet_row} has no card {card}")
+    journal.record(
+        f"card code of row {row.sheet_row} revealed to {actor}",
+        {"what": "card code revealed", "row": row.sheet_row, "ref": row.ref, "card": card,
+         "serial": serial, "masked": mask(code)},
+        actor=actor,
+    )  # fmt: skip
+    return str(code)
+
+
+def reveal_all(journal: Journal, actor: str, why: str) -> int:
+    """Record in the batch's audit log that every card code of the batch is shown to `actor`
+    (`why`: the results downloaded with their codes). Returns how many codes that is."""
+    n = sum(1 for _ in codes_of(journal))
+    journal.record(
+        f"{n} card codes revealed to {actor}: {why}",
+        {"what": "card codes revealed", "codes": n, "why": why},
+        actor=actor,
+    )
+    return n

@@ -55,11 +55,14 @@ class ReportSettings:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
     csv: CsvDialect = CSV_DIALECTS["excel"]
     custody: Custody | None = None
+    #: Card codes masked in the results and written nowhere else: for results shown to, or
+    #: downloaded by, people who reveal a code only on purpose (the console)
+    mask_codes: bool = False
 
     @property
     def masked(self) -> bool:
-        """True when the results show card codes masked (they are in the custody file)."""
-        return self.custody is not None
+        """True when the results show card codes masked (in the custody file, or on request)."""
+        return self.custody is not None or self.mask_codes
 
     def local(self, text: str | None) -> datetime | None:
         """An ISO time of the journal (UTC) as the wall-clock time of `tz`, without a zone

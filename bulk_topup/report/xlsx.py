@@ -239,6 +239,8 @@ def _summary_sheet(wb: Any, styles: Styles, info: dict[str, Any], settings: Repo
         codes = _("masked here; in full in {file} (encrypted)").format(
             file=settings.custody.path.name
         )
+    elif settings.mask_codes:
+        codes = _("masked here; revealed one by one in the console, which records who saw them")
     else:
         codes = _("in this workbook: keep it like cash")
     rows: list[tuple[str, Any, str]] = [
