@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -191,3 +192,75 @@ def test_a_batch_stays_with_its_api(cli, served) -> None:
     )  # fmt: skip
     assert again.exit_code == 6 and "api: skipped: this batch was started against" in again.output
     assert world.stats()["total_calls"] == 0
+
+
+def _commands() -> list[tuple[str, Any]]:
+    import click
+
+    found = []
+
+    def walk(group: Any, prefix: list[str]) -> None:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                walk(command, [*prefix, name])
+            else:
+                found.append((" ".join([*prefix, name]), command))
+
+    walk(main, [])
+    return found
+
+
+def test_every_option_has_help_text() -> None:
+    import click
+
+    bare = [
+        (name, p.opts)
+        for name, command in _commands()
+        for p in command.params
+        if isinstance(p, click.Option) and not p.hidden and not p.help
+    ]
+    assert bare == []
+
+
+def test_the_readme_shows_only_options_the_commands_have() -> None:
+    """Every `bulk-topup COMMAND ... --option` line of the README uses an option that COMMAND
+    (or the `bulk-topup` group itself) really takes."""
+    import click
+
+    commands = dict(_commands())
+    group_options = {o for p in main.params for o in p.opts}
+    checked = 0
+    for line in README.read_text().splitlines():
+        for match in re.finditer(r"bulk-topup ((?:keys )?[a-z]+)\b([^#|`]*)", line):
+            name, rest = match.group(1), match.group(2)
+            if name not in commands:
+                continue
+            known = {o for p in commands[name].params if isinstance(p, click.Option)
+                     for o in p.opts} | group_options  # fmt: skip
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", rest):
+                assert option in known, f"README: {name} has no {option} ({line.strip()})"
+                checked += 1
+    assert checked > 40
+
+
+def test_a_refused_key_is_worded_alike_everywhere(served, tmp_path: Path) -> None:
+    """validate, catalog and run say the same sentence, with what the provider says of the
+    attempts left; then the block and how long it lasts."""
+    url, _ = served
+    env = {"ONECLICK_API_URL": url, "ONECLICK_API_KEY": "wrong-key"}
+    state = ["--state-dir", str(tmp_path / "s")]
+    said = []
+    for args in (["validate", str(SAMPLES / "orders.csv")], ["catalog", "mobile"],
+                 ["run", str(SAMPLES / "orders.csv"), "--batch", "k", "--yes"]):  # fmt: skip
+        result = CliRunner().invoke(main, [*args, *state], env=env)
+        assert result.exit_code == 6, result.output
+        said.append(result.output.strip().splitlines()[-1])
+    assert said[0] == (
+        "error: the API refused the key (INVALID_ACCESS_TOKEN: The provided access token is "
+        "invalid); 4 attempts left before this address is blocked for 15 minutes; nothing was sent"
+    )
+    assert [s.split("; ")[0] for s in said] == [said[0].split("; ")[0]] * 3
+    for _ in range(3):
+        blocked = CliRunner().invoke(main, ["catalog", "mobile", *state], env=env)
+    assert "IP_BLOCKED" in blocked.output
+    assert "wait 15 minutes before trying again" in blocked.output

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from .. import __version__
-from ..errors import BulkTopupError
+from ..errors import AuthError, BulkTopupError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,6 +69,10 @@ def handle_errors(fn: F) -> F:
             e = leaf(raised)
             if isinstance(e, SystemExit):
                 raise e from None
+            if isinstance(e, AuthError):
+                from ..runner import auth_refusal
+
+                fail(auth_refusal(e), e.exit_code)  # one wording for a refused key, everywhere
             if isinstance(e, BulkTopupError):
                 fail(e.message, e.exit_code)
             if isinstance(e, KeyboardInterrupt):

@@ -309,9 +309,9 @@ def keys_list() -> None:
 
 
 @main.command()
-@click.option("--batch", required=True)
+@click.option("--batch", required=True, help="The batch to audit.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)  # fmt: skip
+              show_default=True, help="text for people, json for scripts.")  # fmt: skip
 @click.option("--head", "expect_head", default=None, metavar="HEX",
               help="A chain head noted earlier (audit, or a notification): check it is still "
               "in the chain, so events cut off the end are seen.")  # fmt: skip

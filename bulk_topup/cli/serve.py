@@ -55,7 +55,9 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback)."
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

@@ -31,8 +31,9 @@ from .reporting import csv_dialect_option, language_option
     help="The sheet to read (default: the first visible worksheet).",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for scripts (every row, its problems and the summary).",
+)  # fmt: skip
 @click.option("--batch", default=None, help="Batch key the refs are made for (default: file name).")
 @click.option("--allow-duplicates", is_flag=True, help="The same order twice is meant, not a slip.")
 @api_options
@@ -168,8 +169,9 @@ def print_validation(sheet: Any, result: Any) -> None:
 @main.command()
 @click.argument("what", type=click.Choice(["mobile", "internet", "gift", "all"]), default="all")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for scripts.",
+)  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Fetch again even when the cache is fresh.")
 @api_options
 @handle_errors
