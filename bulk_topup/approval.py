@@ -16,17 +16,34 @@ it and who started the run, so `bulk-topup audit` can say so later.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthError, RefusedError
+from cryptography.exceptions import InvalidSignature
+
+from .errors import AuthError, RefusedError, UsageError
 from .orders import Validation
-from .planfile import PRICE_PARTS, Plan, read_plan, recipient, row_differences
+from .planfile import (
+    PRICE_PARTS,
+    Plan,
+    read_plan,
+    recipient,
+    row_differences,
+    signatures_path,
+)
 from .policy import Policy, Spend, cap_problems
-from .signing import Approval, read_signatures, verify_signatures
+from .signing import (
+    SIGNATURE_FORMAT,
+    Approval,
+    parse_public_key,
+    read_signatures,
+    signed_message,
+)
 
 # --- the check before a run ----------------------------------------------------------------------
 
@@ -313,3 +330,39 @@ def check_resume(journal: Any, policy: Policy | None) -> None:
             f"needs {needed} approval{'s' * (needed > 1)} for {face:,.2f} DA; prepare a plan, have "
             f"it approved and run it with run --plan; nothing was sent"
         )
+
+
+def verify_signatures(
+    plan: Plan, lines: list[Any], policy: Policy
+) -> tuple[list[Approval], list[str]]:
+    """The approvals that verify against the policy's approvers (one per approver), and a
+    sentence for every signature that is forged, wrongly keyed, for another plan or unreadable."""
+    approvals: dict[str, Approval] = {}
+    problems: list[str] = []
+    for n, line in enumerate(lines, 1):
+        what = f"signature {n}"
+        if not isinstance(line, dict) or line.get("format") != SIGNATURE_FORMAT:
+            problems.append(f"{what} in {signatures_path(plan.path or 'plan').name} is not a "
+                            f"bulk-topup approval; remove it")  # fmt: skip
+            continue
+        claimed = str(line.get("approver", "?"))
+        what = f"signature {n} ({claimed})"
+        public, signed_at = str(line.get("public_key", "")), str(line.get("signed_at", ""))
+        if line.get("plan_sha256") != plan.sha256:
+            problems.append(f"{what} approves another plan, not this one")
+            continue
+        name = policy.approver_of(public)
+        if name is None:
+            problems.append(f"{what} was made with a key the policy does not list as an approver's")
+            continue
+        try:
+            raw = base64.b64decode(str(line.get("signature", "")), validate=True)
+            parse_public_key(public).verify(raw, signed_message(plan.sha256, public, signed_at))
+        except (binascii.Error, ValueError, InvalidSignature, UsageError):
+            problems.append(
+                f"{what} does not verify with {name}'s key: it is forged, or it or the plan was "
+                f"altered"
+            )
+            continue
+        approvals.setdefault(name, Approval(name, public, signed_at))
+    return list(approvals.values()), problems

@@ -238,11 +238,15 @@ def default_plan_path(sheet: str | Path, batch: str) -> Path:
     return p.with_name(f"{p.stem}-{batch_slug(batch)}.plan.json")
 
 
+def signatures_path(plan_path: str | Path) -> Path:
+    """Where a plan's approvals are kept: beside it, as PLAN.sig."""
+    p = Path(plan_path)
+    return p.with_name(p.name + ".sig")
+
+
 def write_plan(plan: Plan, path: Path) -> Path:
     """Write the plan's bytes (temp file, then rename). Refuses to replace a plan that has been
     signed: its signatures would be left beside a different plan."""
-    from .signing import signatures_path
-
     if signatures_path(path).exists():
         raise UsageError(
             f"{path} has signatures ({signatures_path(path).name}); write the new plan to another "

@@ -45,22 +45,12 @@ from urllib.parse import quote
 
 from .clock import parse_iso
 from .errors import UsageError
+from .statedir import config_dir
 
 #: States of a row whose money is (or may be) spent: what a period cap counts. Refused and
 #: refunded rows gave the money back; planned and invalid rows never sent any.
 SPENT_STATES = ("SENDING", "SUBMITTED", "FULFILLED", "PARTIALLY_FILLED", "UNCERTAIN",
                 "UNKNOWN_ERROR", "QUEUED")  # fmt: skip
-
-
-def config_dir() -> Path:
-    """Where keys and the default policy live: env BULK_TOPUP_CONFIG_DIR, else the user's
-    config dir (e.g. ~/.config/bulk-topup)."""
-    given = os.environ.get("BULK_TOPUP_CONFIG_DIR", "").strip()
-    if given:
-        return Path(given).expanduser()
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("bulk-topup"))
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import UsageError
-from .planfile import Plan
-from .policy import Policy, config_dir
+from .planfile import Plan, signatures_path
+from .statedir import config_dir
 
 SIGNATURE_FORMAT = "bulk_topup.approval.v1"
 KEY_PREFIX = "ed25519:"
@@ -144,11 +143,6 @@ def _os_user() -> str:
 # --- signatures ----------------------------------------------------------------------------------
 
 
-def signatures_path(plan_path: str | Path) -> Path:
-    p = Path(plan_path)
-    return p.with_name(p.name + ".sig")
-
-
 def signed_message(plan_sha256: str, public_key: str, signed_at: str) -> bytes:
     from .refs import canonical_json
 
@@ -203,39 +197,3 @@ class Approval:
     approver: str  # the policy's name for the key that signed
     public_key: str
     signed_at: str
-
-
-def verify_signatures(
-    plan: Plan, lines: list[Any], policy: Policy
-) -> tuple[list[Approval], list[str]]:
-    """The approvals that verify against the policy's approvers (one per approver), and a
-    sentence for every signature that is forged, wrongly keyed, for another plan or unreadable."""
-    approvals: dict[str, Approval] = {}
-    problems: list[str] = []
-    for n, line in enumerate(lines, 1):
-        what = f"signature {n}"
-        if not isinstance(line, dict) or line.get("format") != SIGNATURE_FORMAT:
-            problems.append(f"{what} in {signatures_path(plan.path or 'plan').name} is not a "
-                            f"bulk-topup approval; remove it")  # fmt: skip
-            continue
-        claimed = str(line.get("approver", "?"))
-        what = f"signature {n} ({claimed})"
-        public, signed_at = str(line.get("public_key", "")), str(line.get("signed_at", ""))
-        if line.get("plan_sha256") != plan.sha256:
-            problems.append(f"{what} approves another plan, not this one")
-            continue
-        name = policy.approver_of(public)
-        if name is None:
-            problems.append(f"{what} was made with a key the policy does not list as an approver's")
-            continue
-        try:
-            raw = base64.b64decode(str(line.get("signature", "")), validate=True)
-            parse_public_key(public).verify(raw, signed_message(plan.sha256, public, signed_at))
-        except (binascii.Error, ValueError, InvalidSignature, UsageError):
-            problems.append(
-                f"{what} does not verify with {name}'s key: it is forged, or it or the plan was "
-                f"altered"
-            )
-            continue
-        approvals.setdefault(name, Approval(name, public, signed_at))
-    return list(approvals.values()), problems

@@ -65,3 +65,14 @@ def private_folder(path: Path) -> Path:
     except OSError as e:
         raise StateDirError(f"{path} cannot be created ({e.strerror})") from None
     return path
+
+
+def config_dir() -> Path:
+    """Where keys and the default policy live: env BULK_TOPUP_CONFIG_DIR, else the user's
+    config dir (e.g. ~/.config/bulk-topup)."""
+    given = os.environ.get("BULK_TOPUP_CONFIG_DIR", "").strip()
+    if given:
+        return Path(given).expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("bulk-topup"))

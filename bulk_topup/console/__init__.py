@@ -1,6 +1,7 @@
 """The finance console: a web face over the library the command line calls, never a second engine.
 
     app.py      the Starlette app: routes, templates, security headers, the user's language
+    web.py      what every page handler shares: state, user, render, refuse, changes() (CSRF)
     auth.py     a one-time sign-in token, then a session cookie; a CSRF token per session
     uploads.py  the sheets people upload, kept 0600 in <state dir>/uploads/
     runs.py     runs started here: tasks of the server's event loop, their hooks, stop

@@ -11,8 +11,7 @@ speaks its user's language: the one chosen in the console, else the browser's.
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..config import Settings, redact
+from ..config import Settings
 from ..errors import BatchLockedError, BulkTopupError
 from ..i18n import (
     LANGUAGES,
@@ -40,9 +39,9 @@ from ..i18n import (
     use_language,
 )
 from ..journal import _os_user
-from .auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Session, Sessions, csrf_ok
+from .auth import COOKIE, Sessions
 from .runs import Runs
-from .uploads import TooLarge, limited
+from .web import accept_language, changes, money, refuse, render, session_of, state
 
 HERE = Path(__file__).parent
 CSP = (
@@ -70,79 +69,6 @@ class ConsoleConfig:
     concurrency: int = 8
     shutdown_grace: float = 60.0
     environment: str = field(default="", init=False)  # the key's, once the API said it
-
-
-def accept_language(header: str) -> str | None:
-    """The language of `Accept-Language` the console speaks, by the browser's preference.
-    (Hand-written: five lines, where a library would bring a locale database.)"""
-    ranked = []
-    for n, part in enumerate(header.split(",")):
-        tag, _sep, q = part.strip().partition(";q=")
-        with contextlib.suppress(ValueError):
-            ranked.append((-float(q or 1), n, tag))
-    return next((lang for *_, tag in sorted(ranked) if (lang := normalise_language(tag))), None)
-
-
-def money(value: Any) -> str:
-    """`1234.5` -> `1,234.50 DA` (English), `1 234,50 DA` (French)."""
-    text = f"{float(value or 0):,.2f}"
-    if current_language() == "fr":
-        text = text.replace(",", "\u202f").replace(".", ",")
-    return _("{amount} DA").format(amount=text)
-
-
-def state(request: Request) -> Any:
-    return request.app.state
-
-
-def session_of(request: Request) -> Session:
-    session: Session = request.scope["state"]["session"]
-    return session
-
-
-def user_of(request: Request) -> str:
-    return session_of(request).user
-
-
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-    return state(request).templates.TemplateResponse(request, name, context, status_code)
-
-
-def refuse(request: Request, message: str, status_code: int = 400) -> Response:
-    return render(request, "error.html", status_code, message=redact(message))
-
-
-def changes(upload: bool = False) -> Callable[..., Any]:
-    """A handler of a request that changes something: its form is read within a size limit (the
-    console's upload limit for an upload, a small one else), and the request is refused without
-    the session's CSRF token, before the handler sees anything."""
-
-    def wrap(handler: Callable[[Request, FormData], Awaitable[Response]]) -> Any:
-        @functools.wraps(handler)
-        async def endpoint(request: Request) -> Response:
-            most = state(request).config.upload_limit if upload else FORM_LIMIT
-            length = request.headers.get("content-length", "")
-            if length.isdigit() and int(length) > most:
-                return too_large(request, most)
-            reader = Request(request.scope, limited(request.receive, most))
-            try:
-                async with reader.form(max_files=1, max_fields=50) as form:
-                    given = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
-                    if not csrf_ok(session_of(request), str(given or "")):
-                        return refuse(request, _("this request has no valid form token (CSRF); "
-                                                 "reload the page and try again"), 403)  # fmt: skip
-                    return await handler(request, form)
-            except TooLarge:
-                return too_large(request, most)
-
-        return endpoint
-
-    return wrap
-
-
-def too_large(request: Request, limit: int) -> Response:
-    return refuse(request, _("the file is larger than the console accepts ({mb} MB)").format(
-        mb=round(limit / 2**20, 1)), 413)  # fmt: skip
 
 
 class Guard:

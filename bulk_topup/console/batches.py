@@ -46,8 +46,8 @@ from ..report.words import (
 from ..runner import exit_code_for
 from ..service import next_steps, reconcile_batch, resume_batch, standing
 from . import uploads
-from .app import changes, render, state, user_of
 from .sheets import _remove, batch_id
+from .web import changes, render, state, user_of
 
 S = RowState
 SHOWN_ROWS = 500  # rows of the batch on its page (the workbook has them all)

@@ -30,7 +30,7 @@ from ..service import SheetRun, dry_run, run_sheet
 from ..signing import add_signature, keys_dir, load_signing_key, public_key_text, sign
 from ..template import write_csv_template, write_template
 from . import uploads
-from .app import changes, render, state, user_of
+from .web import changes, render, state, user_of
 
 SHOWN_ROWS = 200  # rows shown whole on the Check page; every row with a problem is shown too
 MOST_SHOWN = 2000
