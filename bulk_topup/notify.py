@@ -111,7 +111,7 @@ def compose(news: BatchNews) -> tuple[str, str]:
         )
     ]
     if news.problem:
-        lines.append(_("why: {problem}").format(problem=news.problem))
+        lines.append(_("why: {problem}").format(problem=display(news.problem)))
     if news.counts:
         total = sum(news.counts.values())
         states = ", ".join(f"{state} {n}" for state, n in sorted(news.counts.items()))

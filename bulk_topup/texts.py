@@ -8,7 +8,9 @@ filled) and says them again in the current language; a sentence it does not know
 own message) is shown as it was written.
 
 Producers write them with the constants here: `BALANCE_RAN_OUT`, `BREAKER.format(n=3, what=...)`.
-Events' `detail` texts are part of the hash-chained record and are never translated.
+The API client's failures (client.py) are recognised too: they are raised in English, stored as
+a row's error or a breaker's last failure, and shown by the faces through `display()`. Events'
+`detail` texts are part of the hash-chained record and are never translated.
 """
 
 from __future__ import annotations
@@ -40,10 +42,24 @@ NO_FREE_GIFT_MATCH = N_(
 )
 SEVERAL_GIFT_MATCHES = N_("{n} matching orders in the provider's list during its POST")
 
+# --- the API client's failures, as client.py words them ---------------------------------------
+
+NOT_REACHED = N_("could not reach the OneClickDz API at {host} ({what}): {name}")
+CUT_OFF = N_("the connection failed before the API's answer to {what} arrived ({name})")
+SLOW_DOWN = N_("the API asked to slow down ({what})")
+API_FAILED = N_("the API failed while handling {what} (HTTP {status})")
+API_FAILED_MAY_EXIST = N_(
+    "the API failed while handling {what} (HTTP {status}); the order may exist"
+)
+UNREADABLE = N_(
+    "the OneClickDz API answered {endpoint} with something bulk-topup cannot read: {detail}"
+)
+
 STORED = (
     BALANCE_RAN_OUT, KEY_REFUSED, BREAKER, RETRY_BUDGET, INTERRUPTED, INTERRUPTED_BY,
     UNREADABLE_STATUS, REFUNDED, SENDING_FAILED, SEND_TIME_UNKNOWN, NO_GIFT_MATCH,
-    NO_FREE_GIFT_MATCH, SEVERAL_GIFT_MATCHES,
+    NO_FREE_GIFT_MATCH, SEVERAL_GIFT_MATCHES, NOT_REACHED, CUT_OFF, SLOW_DOWN, API_FAILED,
+    API_FAILED_MAY_EXIST, UNREADABLE,
 )  # fmt: skip
 
 _FIELD = re.compile(r"\{(\w+)\}")

@@ -8,10 +8,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from bulk_topup.cli import main
+from bulk_topup.client import OneClickClient, RetryPolicy
+from bulk_topup.errors import ApiError
 from bulk_topup.i18n import N_, Text, money, number, shown, use_language
 from bulk_topup.journal import batch_path
 from bulk_topup.runner import RunOptions
@@ -286,6 +289,55 @@ def test_stored_sentences_are_shown_in_the_readers_language() -> None:
         assert display("Insufficient balance") == "Insufficient balance"
         assert display(None) == ""
     assert display(nested) == nested  # English is what is stored
+
+
+async def no_wait(seconds: float) -> None:
+    """Retries take no time."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("answer", "french"),
+    [
+        ("refused", "impossible de joindre l'API OneClickDz sur api.test (GET /v3/account/balance)"
+                    " : ConnectError"),
+        ("cut", "la connexion a échoué avant l'arrivée de la réponse de l'API à POST "
+                "/v3/mobile/send (ReadError)"),
+        ("500", "l'API a échoué en traitant POST /v3/mobile/send (HTTP 500) ; la commande existe "
+                "peut-être"),
+        ("html", "l'API OneClickDz a répondu à GET /v3/account/balance par quelque chose que "
+                 "bulk-topup ne sait pas lire : "),
+    ],
+)  # fmt: skip
+async def test_the_api_clients_failures_are_shown_in_french(answer: str, french: str) -> None:
+    """The client raises in English (a row's error and a breaker's last failure are stored so);
+    the faces show them through `display()`. A change of the client's wording fails here."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        if answer == "refused":
+            raise httpx.ConnectError("refused", request=request)
+        if answer == "cut":
+            raise httpx.ReadError("reset", request=request)
+        if answer == "500":
+            return httpx.Response(500, text="oops")
+        return httpx.Response(200, text="<html>maintenance</html>")
+
+    client = OneClickClient(
+        "http://api.test", "k", transport=httpx.MockTransport(reply),
+        retry=RetryPolicy(attempts=1, sleep=no_wait),
+    )  # fmt: skip
+    async with client:
+        with pytest.raises(ApiError) as raised:
+            if answer in ("cut", "500"):
+                await client.send_mobile(
+                    plan_code="PREPAID_MOBILIS", msisdn="0661234567", amount=500, ref="r-1"
+                )
+            else:
+                await client.balance()
+    english = raised.value.message
+    with use_language("fr"):
+        assert display(english).startswith(french), english
+    assert display(english) == english
 
 
 # --- the building blocks -------------------------------------------------------------------------

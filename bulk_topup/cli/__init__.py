@@ -44,9 +44,11 @@ QUICK_RETRY = _quick_retry()
 
 
 def fail(message: str, code: int) -> None:
+    """Say `message` (an API client's English sentence in the reader's language) and exit."""
     from ..config import redact
+    from ..texts import display
 
-    click.echo(_("error: {message}").format(message=redact(message)), err=True)
+    click.echo(_("error: {message}").format(message=redact(display(message))), err=True)
     sys.exit(code)
 
 

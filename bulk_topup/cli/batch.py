@@ -602,13 +602,19 @@ def reconcile(batch: str | None, all_: bool, rate: float, notify: str | None, **
         try:
             result = run_async(reconcile_batch(settings, key, rate, report, notify))
         except BatchLockedError as e:
-            click.secho(_("{batch}: skipped: {why}").format(batch=key, why=e.message), fg="yellow")
+            click.secho(
+                _("{batch}: skipped: {why}").format(batch=key, why=display(e.message)),
+                fg="yellow",
+            )
             codes.append(EXIT_LOCKED)
             continue
         except BulkTopupError as e:
             if batch:
                 raise
-            click.secho(_("{batch}: skipped: {why}").format(batch=key, why=e.message), fg="yellow")
+            click.secho(
+                _("{batch}: skipped: {why}").format(batch=key, why=display(e.message)),
+                fg="yellow",
+            )
             codes.append(e.exit_code)
             continue
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
