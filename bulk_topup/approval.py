@@ -27,6 +27,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from .errors import AuthError, RefusedError, UsageError
+from .i18n import N_, _, money, ngettext
 from .orders import Validation
 from .planfile import (
     PRICE_PARTS,
@@ -66,9 +67,13 @@ def price_moves(plan: Plan, catalog: Any, tolerance: float) -> list[str]:
     for kind, prices in sorted(plan.data["prices"].items()):
         for key, old in sorted(prices.items()):
             missing, new = _current_price(kind, key, catalog)
-            what = {"mobile": "plan", "internet": "internet card", "giftcard": "gift card"}[kind]
+            what = _(_PRICED[kind])
             if missing:
-                found.append(f"the {what} {key} of the plan is no longer in the provider's catalog")
+                found.append(
+                    _("the {what} {key} of the plan is no longer in the provider's catalog").format(
+                        what=what, key=key
+                    )
+                )
                 continue
             if kind == "mobile":  # a plan without a cost factor is charged its face value
                 old = 1.0 if old is None else old
@@ -77,13 +82,28 @@ def price_moves(plan: Plan, catalog: Any, tolerance: float) -> list[str]:
                 continue
             change = abs(new - old) / old * 100 if old else float("inf")
             if change > tolerance:
-                direction = "up" if new > old else "down"
-                found.append(
-                    f"the price of the {what} {key} went {direction} from {old:g} to {new:g} "
-                    f"({change:.2f} %) since the plan was prepared; the policy allows "
-                    f"{tolerance:g} %"
+                template = (
+                    N_(
+                        "the price of the {what} {key} went up from {old} to {new} ({change} %) "
+                        "since the plan was prepared; the policy allows {tolerance} %"
+                    )
+                    if new > old
+                    else N_(
+                        "the price of the {what} {key} went down from {old} to {new} ({change} %) "
+                        "since the plan was prepared; the policy allows {tolerance} %"
+                    )
                 )
+                found.append(
+                    _(template).format(
+                        what=what, key=key, old=f"{old:g}", new=f"{new:g}",
+                        change=f"{change:.2f}", tolerance=f"{tolerance:g}",
+                    )
+                )  # fmt: skip
     return found
+
+
+#: What a price of the plan is the price of.
+_PRICED = {"mobile": N_("plan"), "internet": N_("internet card"), "giftcard": N_("gift card")}
 
 
 def _current_price(kind: str, key: str, catalog: Any) -> tuple[bool, float | None]:
@@ -91,10 +111,10 @@ def _current_price(kind: str, key: str, catalog: Any) -> tuple[bool, float | Non
         plan = catalog.plans.get(key)
         return (True, None) if plan is None else (False, plan.cost)
     if kind == "internet":
-        product_type, _, value = key.partition(" ")
+        product_type, _sep, value = key.partition(" ")
         product = catalog.internet_product(product_type, int(value) if value.isdigit() else -1)
         return (True, None) if product is None else (False, product.cost)
-    product_id, _, type_id = key.partition(" ")
+    product_id, _sep, type_id = key.partition(" ")
     gift_type = catalog.gift_type(product_id, type_id)
     return (True, None) if gift_type is None else (False, gift_type.price)
 
@@ -102,7 +122,7 @@ def _current_price(kind: str, key: str, catalog: Any) -> tuple[bool, float | Non
 def _refuse(problems: list[str]) -> None:
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise RefusedError(f"this run is refused; nothing was sent:\n{lines}")
+        raise RefusedError(_("this run is refused; nothing was sent:\n{lines}").format(lines=lines))
 
 
 async def authorise_run(
@@ -132,9 +152,15 @@ async def authorise_run(
         problems = []
         if needed:
             problems.append(
-                f"the policy ({policy.path}) needs {needed} approval{'s' * (needed > 1)} for a run "
-                f"of {face:,.2f} DA: prepare a plan (bulk-topup plan), have it approved "
-                f"(bulk-topup approve), then run it with --plan"
+                ngettext(
+                    "the policy ({path}) needs {n} approval for a run of {face} DA: prepare a "
+                    "plan (bulk-topup plan), have it approved (bulk-topup approve), then run it "
+                    "with --plan",
+                    "the policy ({path}) needs {n} approvals for a run of {face} DA: prepare a "
+                    "plan (bulk-topup plan), have it approved (bulk-topup approve), then run it "
+                    "with --plan",
+                    needed,
+                ).format(path=policy.path, n=needed, face=money(face))
             )
         spends = [Spend(o.ref, recipient(o), o.face_value) for o in validation.valid]
         problems += cap_problems(policy, spends, batch=batch, state_dir=state_dir, now=now)
@@ -143,8 +169,8 @@ async def authorise_run(
     plan = read_plan(plan_path)
     if policy is None:
         _refuse([
-            "there is no approval policy to check the plan's signatures against (--policy, "
-            "env BULK_TOPUP_POLICY, or policy.toml in the config dir)"
+            _("there is no approval policy to check the plan's signatures against (--policy, "
+              "env BULK_TOPUP_POLICY, or policy.toml in the config dir)")
         ])  # fmt: skip
     assert policy is not None
     status = approval_status(plan, policy)
@@ -181,15 +207,22 @@ def approval_status(plan: Plan, policy: Policy) -> ApprovalStatus:
         a.approver.casefold() == plan.preparer.casefold() for a in approvals
     ):
         problems.append(
-            f"{plan.preparer} prepared this plan and also approved it, which the policy does not "
-            f"allow; another approver must sign instead"
+            _(
+                "{preparer} prepared this plan and also approved it, which the policy does not "
+                "allow; another approver must sign instead"
+            ).format(preparer=plan.preparer)
         )
         approvals = [a for a in approvals if a.approver.casefold() != plan.preparer.casefold()]
     if len(approvals) < needed:
-        who = ", ".join(a.approver for a in approvals) or "nobody"
+        who = ", ".join(a.approver for a in approvals) or _("nobody")
         problems.append(
-            f"the plan has {len(approvals)} valid approval{'s' * (len(approvals) != 1)} "
-            f"({who}) and the policy needs {needed} for {plan.face_value:,.2f} DA"
+            ngettext(
+                "the plan has {n} valid approval ({who}) and the policy needs {needed} for "
+                "{face} DA",
+                "the plan has {n} valid approvals ({who}) and the policy needs {needed} for "
+                "{face} DA",
+                len(approvals),
+            ).format(n=len(approvals), who=who, needed=needed, face=money(plan.face_value))
         )
     return ApprovalStatus(approvals, needed, problems)
 
@@ -201,9 +234,17 @@ def _plan_against_run(
 
     found: list[str] = []
     if plan.batch != batch:
-        found.append(f"the plan is for batch {plan.batch!r}, not {batch!r}")
+        found.append(
+            _("the plan is for batch {planned!r}, not {batch!r}").format(
+                planned=plan.batch, batch=batch
+            )
+        )
     if plan.data["api_url"] != api_url:
-        found.append(f"the plan was approved for the API at {plan.data['api_url']}, not {api_url}")
+        found.append(
+            _("the plan was approved for the API at {planned}, not {api_url}").format(
+                planned=plan.data["api_url"], api_url=api_url
+            )
+        )
     try:
         sheet_sha = hashlib.sha256(Path(sheet_path).read_bytes()).hexdigest()
     except OSError as e:
@@ -211,16 +252,19 @@ def _plan_against_run(
     sheet = plan.data["sheet"]
     if sheet_sha != sheet["sha256"]:
         found.append(
-            f"the sheet {Path(sheet_path).name} is not the one approved ({sheet['file']}, sha256 "
-            f"{sheet['sha256'][:16]}...): it was changed or replaced since the plan was made"
+            _(
+                "the sheet {name} is not the one approved ({file}, sha256 {sha}...): it was "
+                "changed or replaced since the plan was made"
+            ).format(name=Path(sheet_path).name, file=sheet["file"], sha=sheet["sha256"][:16])
         )
     found += row_differences(plan, validation)
     skipped_now = sorted(o.row for o in validation.invalid)
     skipped_then = sorted(r["row"] for r in plan.data.get("skipped", []))
     if skipped_now != skipped_then:
         found.append(
-            f"the plan skips rows {skipped_then or 'none'} as invalid, the sheet now has "
-            f"rows {skipped_now or 'none'} invalid"
+            _("the plan skips rows {then} as invalid, the sheet now has rows {now} invalid").format(
+                then=skipped_then or _("none"), now=skipped_now or _("none")
+            )
         )
     return found
 
@@ -234,11 +278,14 @@ async def _plan_against_api(
     try:
         key = await client.validate_key()
     except AuthError as e:
-        return [f"the API refused the key ({e.code}: {e.message})"]
+        return [
+            _("the API refused the key ({code}: {message})").format(code=e.code, message=e.message)
+        ]
     if key.type != plan.data["environment"]:
         found.append(
-            f"the plan was approved for the {plan.data['environment']} environment and this key "
-            f"is {key.type}"
+            _("the plan was approved for the {planned} environment and this key is {now}").format(
+                planned=plan.data["environment"], now=key.type
+            )
         )
     kinds = sorted(plan.data["prices"])
     parts = tuple(part for kind in kinds for part in PRICE_PARTS[kind])
@@ -250,8 +297,10 @@ async def _plan_against_api(
     unsure = sorted(set(catalog.missing) | set(catalog.stale))
     if unsure:
         found.append(
-            f"the current {', '.join(unsure)} prices could not be fetched from the API to "
-            f"compare with the plan's"
+            _(
+                "the current {parts} prices could not be fetched from the API to compare with "
+                "the plan's"
+            ).format(parts=", ".join(unsure))
         )
     else:
         found += price_moves(plan, catalog, policy.price_tolerance)
@@ -326,9 +375,15 @@ def check_resume(journal: Any, policy: Policy | None) -> None:
     needed = policy.approvals_needed(face)
     if needed:
         raise RefusedError(
-            f"this batch was started without an approved plan and the policy ({policy.path}) "
-            f"needs {needed} approval{'s' * (needed > 1)} for {face:,.2f} DA; prepare a plan, have "
-            f"it approved and run it with run --plan; nothing was sent"
+            ngettext(
+                "this batch was started without an approved plan and the policy ({path}) needs "
+                "{n} approval for {face} DA; prepare a plan, have it approved and run it with run "
+                "--plan; nothing was sent",
+                "this batch was started without an approved plan and the policy ({path}) needs "
+                "{n} approvals for {face} DA; prepare a plan, have it approved and run it with "
+                "run --plan; nothing was sent",
+                needed,
+            ).format(path=policy.path, n=needed, face=money(face))
         )
 
 
@@ -340,28 +395,36 @@ def verify_signatures(
     approvals: dict[str, Approval] = {}
     problems: list[str] = []
     for n, line in enumerate(lines, 1):
-        what = f"signature {n}"
         if not isinstance(line, dict) or line.get("format") != SIGNATURE_FORMAT:
-            problems.append(f"{what} in {signatures_path(plan.path or 'plan').name} is not a "
-                            f"bulk-topup approval; remove it")  # fmt: skip
+            problems.append(
+                _("signature {n} in {file} is not a bulk-topup approval; remove it").format(
+                    n=n, file=signatures_path(plan.path or "plan").name
+                )
+            )
             continue
         claimed = str(line.get("approver", "?"))
-        what = f"signature {n} ({claimed})"
+        what = _("signature {n} ({approver})").format(n=n, approver=claimed)
         public, signed_at = str(line.get("public_key", "")), str(line.get("signed_at", ""))
         if line.get("plan_sha256") != plan.sha256:
-            problems.append(f"{what} approves another plan, not this one")
+            problems.append(_("{what} approves another plan, not this one").format(what=what))
             continue
         name = policy.approver_of(public)
         if name is None:
-            problems.append(f"{what} was made with a key the policy does not list as an approver's")
+            problems.append(
+                _("{what} was made with a key the policy does not list as an approver's").format(
+                    what=what
+                )
+            )
             continue
         try:
             raw = base64.b64decode(str(line.get("signature", "")), validate=True)
             parse_public_key(public).verify(raw, signed_message(plan.sha256, public, signed_at))
         except (binascii.Error, ValueError, InvalidSignature, UsageError):
             problems.append(
-                f"{what} does not verify with {name}'s key: it is forged, or it or the plan was "
-                f"altered"
+                _(
+                    "{what} does not verify with {name}'s key: it is forged, or it or the plan "
+                    "was altered"
+                ).format(what=what, name=name)
             )
             continue
         approvals.setdefault(name, Approval(name, public, signed_at))

@@ -14,6 +14,9 @@ A journal's rows move to new positions when a batch is run again with an edited 
 journal records no event for that move; the replay places such a row by the state its next event
 starts from (and the row the table holds at that position), so a moved row is not taken for an
 edit.
+
+Its sentences are in the reader's language; what it quotes from the journal (an event's detail,
+a state, a field) stays as the journal wrote it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import UsageError
+from .i18n import _
 from .journal import GENESIS, batch_path, event_hash
 from .refs import canonical_json
 
@@ -95,12 +99,16 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
     One pass over the events and one over the rows, read from cursors: a 100,000-row batch is
     never all in memory, only each row's replayed record."""
     if expect_head is not None and not re.fullmatch(r"[0-9a-fA-F]{8,64}", expect_head):
-        raise UsageError(f"{expect_head!r} is not a chain head: give 8 to 64 hex digits")
+        raise UsageError(
+            _("{head!r} is not a chain head: give 8 to 64 hex digits").format(head=expect_head)
+        )
     path = batch_path(state_dir, batch)
     if not path.exists():
         raise UsageError(
-            f"there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
-            f"--state-dir says where to look)"
+            _(
+                "there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
+                "--state-dir says where to look)"
+            ).format(batch=batch, state_dir=state_dir)
         )
     report = AuditReport(batch, path)
     replay: _Replay | None = None
@@ -110,8 +118,11 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < 3:
             raise UsageError(
-                f"the journal of {batch!r} predates the hash chain (journal version {version}); "
-                f"any command that opens it (bulk-topup status) chains its events first"
+                _(
+                    "the journal of {batch!r} predates the hash chain (journal version "
+                    "{version}); any command that opens it (bulk-topup status) chains its events "
+                    "first"
+                ).format(batch=batch, version=version)
             )
         layout = {
             i: (ref, row) for i, ref, row in db.execute("SELECT idx, ref, sheet_row FROM rows")
@@ -135,7 +146,9 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
         _compare(replay.records, (dict(r) for r in db.execute("SELECT * FROM rows ORDER BY idx")),
                  report)  # fmt: skip
     except sqlite3.Error as e:
-        raise UsageError(f"{path} cannot be read as a journal ({e})") from None
+        raise UsageError(
+            _("{path} cannot be read as a journal ({reason})").format(path=path, reason=e)
+        ) from None
     finally:
         db.close()
     for rec in replay.records.values():
@@ -148,13 +161,17 @@ def audit_batch(state_dir: Path, batch: str, expect_head: str | None = None) -> 
 
 def describe_event(e: dict[str, Any], sheet_rows: dict[int, int | None] | None = None) -> str:
     """An event in words: where, which change, what it says."""
-    where = "batch"
+    where = _("batch")
     if e.get("idx") is not None:
         row = (sheet_rows or {}).get(e["idx"])
-        where = f"row position {e['idx']}" + (f" (sheet row {row} today)" if row else "")
+        where = (
+            _("row position {idx} (sheet row {row} today)").format(idx=e["idx"], row=row)
+            if row
+            else _("row position {idx}").format(idx=e["idx"])
+        )
     move = f" {e.get('from_state') or '-'} -> {e.get('to_state')}" if e.get("to_state") else ""
-    detail = f' "{e["detail"]}"' if e.get("detail") else ""
-    actor = f" by {e['actor']}" if e.get("actor") else ""
+    detail = f' "{e["detail"]}"' if e.get("detail") else ""  # the journal's words, as written
+    actor = _(" by {actor}").format(actor=e["actor"]) if e.get("actor") else ""
     return f"{where}:{move}{detail}{actor}"
 
 
@@ -169,18 +186,25 @@ class _Chain:
     def step(self, e: dict[str, Any]) -> None:
         why = None
         if e["id"] != self.expected_id:
-            missing = f"{self.expected_id}" if e["id"] == self.expected_id + 1 else (
-                f"{self.expected_id} to {e['id'] - 1}")  # fmt: skip
-            why = f"event {missing} is missing before it: removed from the log"
+            why = (
+                _("event {id} is missing before it: removed from the log").format(
+                    id=self.expected_id
+                )
+                if e["id"] == self.expected_id + 1
+                else _("event {first} to {last} is missing before it: removed from the log")
+                .format(first=self.expected_id, last=e["id"] - 1)
+            )  # fmt: skip
         elif e["prev_hash"] != self.prev:
-            why = "its link to the event before it does not match: an event before it was altered"
+            why = _(
+                "its link to the event before it does not match: an event before it was altered"
+            )
         else:
             digest = event_hash(
                 self.prev, e["id"], e["idx"], e["at"], e["from_state"], e["to_state"],
                 e["detail"], e["data"], e["actor"],
             )  # fmt: skip
             if digest != e["hash"]:
-                why = "its content does not match its hash: it was altered after it was written"
+                why = _("its content does not match its hash: it was altered after it was written")
         if why:
             self.report.broken_events += 1
             if self.first is None:
@@ -248,13 +272,16 @@ class _Replay:
         rec = self._place(e)
         if rec is None:
             self.report.disagreements.append(
-                f"event {e['id']} ({describe_event(e)}) changes a row the events never created"
+                _("event {id} ({event}) changes a row the events never created").format(
+                    id=e["id"], event=describe_event(e)
+                )
             )
             return
         if e["from_state"] != rec.state:
             self.report.disagreements.append(
-                f"event {e['id']} moves {_name(rec)} from {e['from_state']}, but the events before "
-                f"it left it {rec.state}"
+                _(
+                    "event {id} moves {row} from {frm}, but the events before it left it {state}"
+                ).format(id=e["id"], row=_name(rec), frm=e["from_state"], state=rec.state)
             )
         rec.state = e["to_state"] or rec.state
         rec.sent = rec.sent or rec.state in SENT_STATES
@@ -317,35 +344,57 @@ def _compare(
 ) -> None:
     seen: set[str] = set()
     for row in rows:
-        where = f"row {row['sheet_row']}" if row["sheet_row"] else f"position {row['idx']}"
-        name = f"{where} (ref {row['ref']})" if row["ref"] else where
+        where = (
+            _("row {row}").format(row=row["sheet_row"])
+            if row["sheet_row"]
+            else _("position {idx}").format(idx=row["idx"])
+        )
+        name = _("{where} (ref {ref})").format(where=where, ref=row["ref"]) if row["ref"] else where
         rec: _Record | None = records.get(row["ref"]) if row["ref"] else None
         if rec is None and not row["ref"]:
             rec = next(
                 (r for r in records.values() if r.ref is None and r.key not in seen
                  and r.state == row["state"]), None)  # fmt: skip
         if rec is None:
-            report.disagreements.append(f"{name} is in the rows table but no event created it")
+            report.disagreements.append(
+                _("{row} is in the rows table but no event created it").format(row=name)
+            )
             continue
         seen.add(rec.key)
         problems = []
         if row["state"] != rec.state:
-            problems.append(f"state {row['state']} in the table, {rec.state} in the events")
+            problems.append(
+                _("state {table} in the table, {events} in the events").format(
+                    table=row["state"], events=rec.state
+                )
+            )
         if rec.kind and row["kind"] != rec.kind:
-            problems.append(f"kind {row['kind']} in the table, {rec.kind} in the events")
+            problems.append(
+                _("kind {table} in the table, {events} in the events").format(
+                    table=row["kind"], events=rec.kind
+                )
+            )
         if rec.payload_hash and row["payload_hash"] != rec.payload_hash:
-            problems.append("what is sent (the payload) is not what the sheet gave")
+            problems.append(_("what is sent (the payload) is not what the sheet gave"))
         for key, value in sorted(rec.fields.items()):
             if key in _NOT_COMPARED or key not in row:
                 continue
             if not _same(key, value, row[key]):
-                shown = "a different card" if key in ("cards", "card_code") else repr(row[key])
-                problems.append(f"{key} {shown} in the table, {value!r} in the events")
+                shown = _("a different card") if key in ("cards", "card_code") else repr(row[key])
+                problems.append(
+                    _("{field} {table} in the table, {events!r} in the events").format(
+                        field=key, table=shown, events=value
+                    )
+                )
         if problems:
-            report.disagreements.append(f"{name}: " + "; ".join(problems))
+            report.disagreements.append(
+                _("{row}: {problems}").format(row=name, problems="; ".join(problems))
+            )
     for key, rec in records.items():
         if key not in seen and rec.sent:
             report.disagreements.append(
-                f"{_name(rec)} was sent according to the events ({rec.state}) but the rows table "
-                f"has no such row"
+                _(
+                    "{row} was sent according to the events ({state}) but the rows table has no "
+                    "such row"
+                ).format(row=_name(rec), state=rec.state)
             )

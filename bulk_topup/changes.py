@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from .clock import iso
 from .history import MAY_BE_PAID, History
+from .i18n import _, shown
 from .journal import Journal
 from .orders import GIFT_ROW_IDENTITY, Order
 
@@ -43,7 +44,7 @@ class Conflict:
 def _listing(conflicts: list[Conflict]) -> str:
     lines = [c.message for c in conflicts[:LISTED]]
     if len(conflicts) > LISTED:
-        lines.append(f"... and {len(conflicts) - LISTED} more rows")
+        lines.append(_("... and {n} more rows").format(n=len(conflicts) - LISTED))
     return "\n  ".join(lines)
 
 
@@ -79,23 +80,36 @@ def edits(orders: list[Order], journal: Journal, *, send_edited: bool = False) -
             continue
         old = journal.row(earlier.idx)
         still = earlier.ref in sheet_refs
-        where = f"row {old.sheet_row}" + ("" if still else ", no longer in the sheet")
+        where = (
+            _("row {row}").format(row=old.sheet_row)
+            if still
+            else _("row {row}, no longer in the sheet").format(row=old.sheet_row)
+        )
         conflicts.append(
             Conflict(
                 order.row,
-                f"row {order.row}: this batch already sent {old.describe()} ({where}, ref "
-                f"{old.ref}, {old.state.value}); the sheet now says {order.describe()}",
-            )
+                _(
+                    "row {row}: this batch already sent {sent} ({where}, ref {ref}, {state}); "
+                    "the sheet now says {now}"
+                ).format(
+                    row=order.row,
+                    sent=shown(old.describe()),
+                    where=where,
+                    ref=old.ref,
+                    state=old.state.value,
+                    now=shown(order.describe()),
+                ),
+            )  # fmt: skip
         )
     return conflicts
 
 
 def refuse_edits(conflicts: list[Conflict]) -> str:
-    return (
+    return _(
         "the sheet would pay again people this batch has already sent to (an edited or added "
         "row); nothing was sent. Restore the rows as they were sent, or pass "
-        "--send-edited-rows to send these rows as new orders on purpose:\n  " + _listing(conflicts)
-    )
+        "--send-edited-rows to send these rows as new orders on purpose:\n  {rows}"
+    ).format(rows=_listing(conflicts))
 
 
 def repeats(
@@ -116,17 +130,21 @@ def repeats(
         conflicts.append(
             Conflict(
                 0,
-                f"batch {other!r} already exists and differs from {batch!r} only in case or "
-                f"punctuation: to continue it, use its exact key",
+                _(
+                    "batch {other!r} already exists and differs from {batch!r} only in case or "
+                    "punctuation: to continue it, use its exact key"
+                ).format(other=other, batch=batch),
             )
         )
     for other, when in history.sheet_runs(fingerprint, since):
         conflicts.append(
             Conflict(
                 0,
-                f"this very sheet (fingerprint {fingerprint}) was run as batch {other!r} "
-                f"on {when[:10]}",
-            )  # fmt: skip
+                _(
+                    "this very sheet (fingerprint {fingerprint}) was run as batch {other!r} on "
+                    "{day}"
+                ).format(fingerprint=fingerprint, other=other, day=when[:10]),
+            )
         )
     payments = history.payments_since(since)
     for order in orders:
@@ -136,20 +154,29 @@ def repeats(
             continue  # a row number says nothing about a person in another sheet
         paid = payments.get((order.recipient, round(order.face_value, 2)))
         if paid is not None:
-            where = f" (row {paid.sheet_row})" if paid.sheet_row else ""
+            where = _(" (row {row})").format(row=paid.sheet_row) if paid.sheet_row else ""
             conflicts.append(
                 Conflict(
                     order.row,
-                    f"row {order.row}: {order.describe()} was already sent by batch "
-                    f"{paid.batch!r}{where} on {paid.sent_at[:10]} ({paid.state})",
-                )
+                    _(
+                        "row {row}: {order} was already sent by batch {batch!r}{where} on {day} "
+                        "({state})"
+                    ).format(
+                        row=order.row,
+                        order=shown(order.describe()),
+                        batch=paid.batch,
+                        where=where,
+                        day=paid.sent_at[:10],
+                        state=paid.state,
+                    ),
+                )  # fmt: skip
             )
     return conflicts
 
 
 def refuse_repeats(conflicts: list[Conflict], window_days: float) -> str:
-    return (
-        f"this would pay again what another batch paid in the last {window_days:g} days; "
-        f"nothing was sent. If it is meant (a second payment on purpose), pass --allow-repeat; "
-        f"--repeat-window DAYS sets the window:\n  " + _listing(conflicts)
-    )
+    return _(
+        "this would pay again what another batch paid in the last {days} days; nothing was "
+        "sent. If it is meant (a second payment on purpose), pass --allow-repeat; "
+        "--repeat-window DAYS sets the window:\n  {rows}"
+    ).format(days=f"{window_days:g}", rows=_listing(conflicts))

@@ -23,6 +23,7 @@ import httpx
 from .client import DEFAULT_LIMITS, DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
 from .clock import Clock, SystemClock, VirtualClock
 from .errors import UsageError
+from .i18n import _
 from .statedir import default_state_dir
 from .throttle import AdaptiveThrottle
 
@@ -99,15 +100,21 @@ def read_key(key_file: str | None) -> str:
         try:
             raw = path.read_bytes()
         except OSError as e:
-            raise UsageError(f"cannot read the API key file {path}: {e.strerror}") from None
-        where = f"the API key file {path}"
+            raise UsageError(
+                _("cannot read the API key file {path}: {reason}").format(
+                    path=path, reason=e.strerror
+                )
+            ) from None
+        where = _("the API key file {path}").format(path=path)
     else:
         raw = os.environ.get("ONECLICK_API_KEY", "").encode("utf-8", "surrogateescape")
         where = "ONECLICK_API_KEY"
         if not raw.strip():
             raise UsageError(
-                "no API key: set ONECLICK_API_KEY, pass --api-key-file PATH, "
-                "or try the built-in emulator with --emulator"
+                _(
+                    "no API key: set ONECLICK_API_KEY, pass --api-key-file PATH, or try the "
+                    "built-in emulator with --emulator"
+                )
             )
     text = raw.decode("utf-8", "replace").strip().removeprefix("\ufeff")
     if text:
@@ -116,13 +123,19 @@ def read_key(key_file: str | None) -> str:
             if line.strip():
                 _SECRETS.add(line.strip())
     if not text:
-        raise UsageError(f"{where} is empty")
+        raise UsageError(_("{where} is empty").format(where=where))
     if len(text.splitlines()) > 1:
-        raise UsageError(f"{where} holds more than one line; it must hold the API key alone")
+        raise UsageError(
+            _("{where} holds more than one line; it must hold the API key alone").format(
+                where=where
+            )
+        )
     if not KEY_RE.match(text):
         raise UsageError(
-            f"{where} holds characters that cannot be part of an API key (spaces, accents or "
-            f"control characters); copy the key again from the OneClickDz dashboard"
+            _(
+                "{where} holds characters that cannot be part of an API key (spaces, accents or "
+                "control characters); copy the key again from the OneClickDz dashboard"
+            ).format(where=where)
         )
     return text
 

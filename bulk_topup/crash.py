@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .config import redact
 from .errors import BulkTopupError
+from .i18n import _
 
 
 def leaf(exc: BaseException) -> BaseException:
@@ -48,18 +49,20 @@ def disk_full(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str | None:
     """A sentence for a failure nobody raised on purpose but that has a plain cause."""
     if disk_full(exc):
-        return (
+        return _(
             "the disk is full (or failing): the journal or the results could not be written; "
             "everything committed before is safe; free some space, then run the same command "
             "again (a batch continues with resume)"
         )
     if isinstance(exc, sqlite3.DatabaseError):
-        return (
-            f"the journal cannot be read or written ({exc}); it may be damaged or on a disk that "
-            f"fails; keep a copy of the state dir before anything else"
-        )
+        return _(
+            "the journal cannot be read or written ({reason}); it may be damaged or on a disk "
+            "that fails; keep a copy of the state dir before anything else"
+        ).format(reason=exc)
     if isinstance(exc, PermissionError):
-        return f"permission denied: {exc.filename or ''} cannot be written or read".strip()
+        return _("permission denied: {path} cannot be written or read").format(
+            path=exc.filename or ""
+        )
     return None
 
 

@@ -11,6 +11,8 @@ cleanly and leave it resumable", which is what they are for.
 
 from __future__ import annotations
 
+from .texts import BREAKER, RETRY_BUDGET
+
 
 class Guard:
     """The stop reasons, the circuit breaker and the retry budget of one run."""
@@ -52,10 +54,7 @@ class Guard:
     def failure(self, what: str) -> None:
         self.failures_in_a_row += 1
         if self.breaker_open:
-            self.request_stop(
-                f"the API failed {self.failures_in_a_row} times in a row (last: {what}); "
-                f"stopped to avoid hammering it"
-            )
+            self.request_stop(BREAKER.format(n=self.failures_in_a_row, what=what))
 
     def success(self) -> None:
         self.failures_in_a_row = 0
@@ -64,9 +63,6 @@ class Guard:
         """Count one resend or requeue; False (and the run stops) once the budget is spent."""
         self.retries += 1
         if self.retries > self.budget:
-            self.request_stop(
-                f"more than {self.budget} retries in this run; stopped to avoid hammering a "
-                f"failing API"
-            )
+            self.request_stop(RETRY_BUDGET.format(n=self.budget))
             return False
         return True

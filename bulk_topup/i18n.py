@@ -10,6 +10,17 @@ its translation. Mark a message where it is written and translate it where it is
     NP_("state", "delivered")                       # the same, in a context
 
 Placeholders are `str.format` names, never f-strings: the extractor reads the literal text.
+Amounts and counts go in already written the reader's way: `money(1192.5)` is `1,192.50` in
+English and `1 192,50` in French.
+
+What is kept, not just shown, is kept in English and shown in the reader's language later:
+
+    Text(N_("{n} cards: order at least 1"), n=0)   # a str whose value is the English sentence;
+                                                    # shown(text) says it in the current language
+
+A row problem is a `Text`: the journal stores its English and its template, so a workbook
+written later in another language still speaks that language. (Sentences the runner stores as
+plain strings, such as stop reasons, are read back by `texts.display()`.)
 
 The language is a context variable, not a global: a command sets it with `use_language()` for
 its own duration, and two requests served at once (a console, later) can speak two languages.
@@ -31,6 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "bulk_topup"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -105,3 +117,78 @@ def NP_(context: str, message: str) -> str:  # noqa: N802
 #: The markers the extractor looks for, beyond Babel's defaults (`_`, `ngettext`, `pgettext`,
 #: `N_`...): `make i18n` and the catalogue test pass the same.
 EXTRA_KEYWORDS = {"NP_": ((1, "c"), 2)}
+
+
+# --- numbers the reader's way ------------------------------------------------------------------
+
+#: (thousands separator, decimal mark) per language; French groups with a no-break space.
+_NUMBER_MARKS = {"en": (",", "."), "fr": ("\u00a0", ",")}
+
+
+def _marked(text: str) -> str:
+    thousands, decimal = _NUMBER_MARKS.get(current_language(), (",", "."))
+    return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
+
+
+def money(value: float) -> str:
+    """An amount with two decimals, grouped the reader's way: `1,192.50` or `1 192,50`."""
+    return _marked(f"{value:,.2f}")
+
+
+def number(value: int) -> str:
+    """A whole number grouped the reader's way: `100,000` or `100 000`."""
+    return _marked(f"{value:,}")
+
+
+# --- sentences kept in English, shown in the reader's language --------------------------------
+
+
+class Text(str):
+    """A sentence whose value is its English (what is stored, compared and logged) and that can
+    be shown in the reader's language: `Text(N_("{n} cards: order at least 1"), n=0)`.
+
+    Arguments that are themselves `Text` are shown in the reader's language too; any other
+    argument (a cell as the user typed it, a number) is shown as it is, never translated."""
+
+    template: str
+    args: dict[str, Any]
+
+    def __new__(cls, template: str, /, **args: Any) -> Text:
+        self = super().__new__(cls, template.format(**args))
+        self.template = template
+        self.args = args
+        return self
+
+    def __reduce__(self) -> Any:  # copy and pickle keep the template
+        return (_text_from, (self.template, self.args))
+
+    def shown(self) -> str:
+        """This sentence in the current language."""
+        return _(self.template).format(**{k: shown(v) for k, v in self.args.items()})
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form that `Text.from_json` reads back (to store the template)."""
+        return {
+            "template": self.template,
+            "args": {k: v.to_json() if isinstance(v, Text) else v for k, v in self.args.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Text:
+        """The `Text` of a stored `to_json()`; a damaged or foreign form gives None."""
+        try:
+            args = {
+                k: cls.from_json(v) if isinstance(v, dict) else v for k, v in data["args"].items()
+            }
+            return cls(str(data["template"]), **args)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError):
+            raise ValueError("not a stored Text") from None
+
+
+def _text_from(template: str, args: dict[str, Any]) -> Text:
+    return Text(template, **args)
+
+
+def shown(value: Any) -> str:
+    """`value` for a reader: a `Text` in the current language, anything else as it is."""
+    return value.shown() if isinstance(value, Text) else str(value)

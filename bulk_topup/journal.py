@@ -29,7 +29,8 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .errors import BatchLockedError, InvalidRowsError, JournalError, UsageError
-from .orders import Order
+from .i18n import N_, Text, _, shown
+from .orders import TO_LINE, TO_NUMBER, Order
 from .refs import batch_slug, canonical_json
 from .statedir import prepare_state_dir, private_folder
 
@@ -279,13 +280,25 @@ class Row:
         d["in_sheet"] = bool(d["in_sheet"])
         return cls(**d)
 
-    def describe(self) -> str:
+    def describe(self) -> Text:
+        """The order in words (English as a value; `shown()` in the reader's language)."""
         p = self.payload
         if self.kind == "mobile":
-            return f"{p.get('plan_code')} {p.get('amount')} DA to {p.get('MSSIDN')}"
+            return Text(
+                TO_NUMBER,
+                product=p.get("plan_code"),
+                amount=p.get("amount"),
+                target=p.get("MSSIDN"),
+            )
         if self.kind == "internet":
-            return f"{p.get('type')} {p.get('value')} DA to line {p.get('number')}"
-        return f"{p.get('quantity')} x {self.label or p.get('typeId')}"
+            return Text(
+                TO_LINE, product=p.get("type"), amount=p.get("value"), target=p.get("number")
+            )
+        return Text(
+            N_("{quantity} x {label}"),
+            quantity=p.get("quantity"),
+            label=self.label or p.get("typeId"),
+        )
 
     @property
     def where(self) -> str:
@@ -339,8 +352,10 @@ class Journal:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise JournalError(
-                f"{self.path} was written by a newer bulk-topup "
-                f"(journal version {version}); upgrade to read it"
+                _(
+                    "{path} was written by a newer bulk-topup (journal version {version}); "
+                    "upgrade to read it"
+                ).format(path=self.path, version=version)
             )
         for number in range(version, len(MIGRATIONS)):
             step = MIGRATIONS[number]
@@ -392,7 +407,7 @@ class Journal:
         """Every input column, in the order the sheet had them."""
         seen: dict[str, None] = {}
         for (text,) in self.db.execute("SELECT input FROM rows ORDER BY idx"):
-            for column, _ in json.loads(text):
+            for column, _value in json.loads(text):
                 seen.setdefault(column, None)
         return list(seen)
 
@@ -417,7 +432,7 @@ class Journal:
     def row(self, idx: int) -> Row:
         r = self.db.execute("SELECT * FROM rows WHERE idx = ?", (idx,)).fetchone()
         if r is None:
-            raise JournalError(f"no row {idx} in {self.path}")
+            raise JournalError(_("no row {idx} in {path}").format(idx=idx, path=self.path))
         return Row.from_db(r)
 
     def order_ids(self) -> set[str]:
@@ -470,7 +485,9 @@ class Journal:
             if state is None:
                 return
             if RowState(state[0]) not in (S.PLANNED, S.SENDING, S.UNCERTAIN):
-                raise JournalError(f"row {idx}: a {state[0]} row cannot be dropped")
+                raise JournalError(
+                    _("row {idx}: a {state} row cannot be dropped").format(idx=idx, state=state[0])
+                )
             self.add_event(idx, state[0], None, detail)
             db.execute("UPDATE rows SET state = 'PLANNED' WHERE idx = ?", (idx,))
             db.execute("DELETE FROM rows WHERE idx = ?", (idx,))
@@ -479,15 +496,19 @@ class Journal:
         """Move row `idx` to state `to` (checked), updating `fields`, in one transaction."""
         bad = set(fields) - _UPDATABLE
         if bad:
-            raise JournalError(f"cannot update {sorted(bad)}")
+            raise JournalError(_("cannot update {fields}").format(fields=sorted(bad)))
         now = self._now()
         with self.transaction() as db:
             current = db.execute("SELECT state FROM rows WHERE idx = ?", (idx,)).fetchone()
             if current is None:
-                raise JournalError(f"no row {idx}")
+                raise JournalError(_("no row {idx}").format(idx=idx))
             frm = RowState(current[0])
             if to != frm and to not in TRANSITIONS[frm]:
-                raise JournalError(f"row {idx}: {frm} -> {to} is not a legal transition")
+                raise JournalError(
+                    _("row {idx}: {frm} -> {to} is not a legal transition").format(
+                        idx=idx, frm=frm.value, to=to.value
+                    )
+                )
             values = {k: _db_value(v) for k, v in fields.items()}
             values.update(state=to.value, updated_at=now)
             if to in FINAL and frm not in FINAL:
@@ -565,13 +586,22 @@ class Journal:
             old = sent.get(o.ref) if o.valid else None
             if old is not None and old.payload_hash != o.payload_hash:
                 conflicts.append(
-                    f"row {o.row}: ref {o.ref} was already sent in this batch as "
-                    f"{self.row(old.idx).describe()}, but the sheet now says {o.describe()}"
+                    _(
+                        "row {row}: ref {ref} was already sent in this batch as {sent}, but the "
+                        "sheet now says {now}"
+                    ).format(
+                        row=o.row,
+                        ref=o.ref,
+                        sent=shown(self.row(old.idx).describe()),
+                        now=shown(o.describe()),
+                    )
                 )
         if conflicts:
             raise InvalidRowsError(
-                "the sheet changed under refs this batch has already sent; restore these rows, "
-                "or use a new --batch key for a new payment:\n  " + "\n  ".join(conflicts),
+                _(
+                    "the sheet changed under refs this batch has already sent; restore these "
+                    "rows, or use a new --batch key for a new payment:\n  {rows}"
+                ).format(rows="\n  ".join(conflicts)),
                 conflicts,
             )
         now = self._now()
@@ -579,10 +609,7 @@ class Journal:
             db.execute("DELETE FROM rows WHERE state IN ('PLANNED', 'INVALID')")
             db.execute("UPDATE rows SET idx = -idx - 1000000, in_sheet = 0")  # park old indexes
             for i, o in enumerate(orders):
-                problems = [
-                    {"column": p.column, "message": p.message, "severity": p.severity}
-                    for p in o.errors + o.warnings
-                ]
+                problems = [_stored_problem(p) for p in o.errors + o.warnings]
                 cells = json.dumps(list(o.cells.items()), ensure_ascii=False)
                 common = (
                     i, o.row, cells, o.label, o.face_value, o.cost, json.dumps(problems),
@@ -626,6 +653,15 @@ class Journal:
                 db.execute("UPDATE rows SET idx = ? WHERE ref = ?", (len(orders) + j, ref))
 
 
+def _stored_problem(p: Any) -> dict[str, Any]:
+    """A row problem as the journal keeps it: its English, and its template when it has one
+    (so a workbook written later says it in the reader's language)."""
+    stored = {"column": p.column, "message": str(p.message), "severity": p.severity}
+    if isinstance(p.message, Text):
+        stored["text"] = p.message.to_json()
+    return stored
+
+
 def _os_user() -> str:
     import getpass
 
@@ -645,7 +681,7 @@ def _statements(script: str) -> Iterator[str]:
                 yield buffer.strip()
             buffer = ""
     if buffer.strip():
-        raise JournalError("a migration ends with an incomplete statement")
+        raise JournalError(_("a migration ends with an incomplete statement"))
 
 
 def _db_value(value: Any) -> Any:
@@ -663,8 +699,10 @@ def open_batch(
     path = batch_path(state_dir, batch)
     if not create and not path.exists():
         raise UsageError(
-            f"there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
-            f"--state-dir says where to look)"
+            _(
+                "there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
+                "--state-dir says where to look)"
+            ).format(batch=batch, state_dir=state_dir)
         )
     prepare_state_dir(state_dir)
     private_folder(path.parent)
@@ -675,8 +713,10 @@ def open_batch(
             file_lock.acquire(timeout=0)
         except Timeout:
             raise BatchLockedError(
-                f"batch {batch!r} is being run by another process right now "
-                f"(lock {file_lock.lock_file}); nothing was sent"
+                _(
+                    "batch {batch!r} is being run by another process right now (lock {lock}); "
+                    "nothing was sent"
+                ).format(batch=batch, lock=file_lock.lock_file)
             ) from None
     try:
         if not path.exists():

@@ -8,7 +8,8 @@ The message is built from the batch key, the exit code in words, counts per stat
 results file's path and the library's own sentences (stop reason, refusal), and nothing else: no
 card code and no key can be in it. The API key, when given, is still scrubbed from it as a last
 guard. A failed delivery is returned as data (`Delivery.ok` false, with why), never raised: the
-caller says so and the run's exit code stays what it was.
+caller says so and the run's exit code stays what it was. The message is in the language of the
+command that sends it (`--lang`).
 """
 
 from __future__ import annotations
@@ -21,16 +22,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .i18n import N_, _, money
+from .texts import display
+
 #: The exit codes of DESIGN.md's contract, in words.
 EXIT_WORDS = {
-    0: "finished: every row fulfilled",
-    1: "stopped by an internal error: needs a person",
-    2: "did not start (usage error or unreadable sheet): needs a person",
-    3: "did not start: invalid rows, nothing was sent: needs a person",
-    4: "finished: some rows failed (refunded, rejected or partly filled): needs a person",
-    5: "stopped with rows not final: resume or reconcile later",
-    6: "refused to start, nothing was sent: needs a person",
-    7: "did not start: the batch is being run by another process",
+    0: N_("finished: every row fulfilled"),
+    1: N_("stopped by an internal error: needs a person"),
+    2: N_("did not start (usage error or unreadable sheet): needs a person"),
+    3: N_("did not start: invalid rows, nothing was sent: needs a person"),
+    4: N_("finished: some rows failed (refunded, rejected or partly filled): needs a person"),
+    5: N_("stopped with rows not final: resume or reconcile later"),
+    6: N_("refused to start, nothing was sent: needs a person"),
+    7: N_("did not start: the batch is being run by another process"),
 }
 
 
@@ -96,33 +100,53 @@ def worth_telling(before: dict[str, int], after: dict[str, int], exit_code: int)
 
 def compose(news: BatchNews) -> tuple[str, str]:
     """The title and plain-text body of the message."""
-    words = EXIT_WORDS.get(news.exit_code, "ended")
-    title = f"bulk-topup {news.batch}: {words} (exit {news.exit_code})"
+    words = _(EXIT_WORDS.get(news.exit_code, N_("ended")))
+    title = _("bulk-topup {batch}: {words} (exit {code})").format(
+        batch=news.batch, words=words, code=news.exit_code
+    )
     env = f" ({news.environment})" if news.environment else ""
-    lines = [f"{news.command} of batch {news.batch}{env}: {words} (exit code {news.exit_code})."]
+    lines = [
+        _("{command} of batch {batch}{env}: {words} (exit code {code}).").format(
+            command=news.command, batch=news.batch, env=env, words=words, code=news.exit_code
+        )
+    ]
     if news.problem:
-        lines.append(f"why: {news.problem}")
+        lines.append(_("why: {problem}").format(problem=display(news.problem)))
     if news.counts:
         total = sum(news.counts.values())
         states = ", ".join(f"{state} {n}" for state, n in sorted(news.counts.items()))
-        lines.append(f"rows: {total} ({states})")
+        lines.append(_("rows: {total} ({states})").format(total=total, states=states))
         lines.append(
-            f"amounts: {news.face_value:,.2f} DA face value, {news.debited:,.2f} DA debited, "
-            f"{news.refunds:,.2f} DA refunded"
-        )
+            _("amounts: {face} DA face value, {debited} DA debited, {refunds} DA refunded").format(
+                face=money(news.face_value), debited=money(news.debited),
+                refunds=money(news.refunds),
+            )
+        )  # fmt: skip
     if news.stop_reason:
-        lines.append(f"stopped: {news.stop_reason}")
+        lines.append(_("stopped: {reason}").format(reason=display(news.stop_reason)))
     if news.results:
-        lines.append(f"results: {news.results}")
+        lines.append(_("results: {path}").format(path=news.results))
     if news.chain_head:
         lines.append(
-            f"journal head: {news.chain_head} (bulk-topup audit --batch {news.batch} "
-            f"--head {news.chain_head} checks the record still ends there or later)"
+            _(
+                "journal head: {head} (bulk-topup audit --batch {batch} --head {head} checks the "
+                "record still ends there or later)"
+            ).format(head=news.chain_head, batch=news.batch)
         )
     if news.exit_code == 5:
-        lines.append(f"next: bulk-topup resume --batch {news.batch} (or reconcile later)")
+        lines.append(
+            _("next: bulk-topup resume --batch {batch} (or reconcile later)").format(
+                batch=news.batch
+            )
+        )
     elif news.exit_code == 4:
-        lines.append("next: see 'Needs attention' and 'Retry' in the results")
+        from .report import sheet_name
+
+        lines.append(
+            _("next: see '{attention}' and '{retry}' in the results").format(
+                attention=sheet_name("attention"), retry=sheet_name("retry")
+            )
+        )
     return title, "\n".join(lines)
 
 
@@ -154,8 +178,10 @@ def send(url: str, news: BatchNews, *, secrets: Iterable[str] = ()) -> Delivery:
         if not box.add(url):
             return Delivery(
                 False,
-                "the notification address is not one apprise understands "
-                "(e.g. json://host/path, mailto://, tgram://, slack://)",
+                _(
+                    "the notification address is not one apprise understands (e.g. "
+                    "json://host/path, mailto://, tgram://, slack://)"
+                ),
             )
         where = ", ".join(_private_url(s) for s in box)
         try:
@@ -166,7 +192,7 @@ def send(url: str, news: BatchNews, *, secrets: Iterable[str] = ()) -> Delivery:
             return Delivery(False, _scrub(f"{where}: {type(e).__name__}: {e}", secrets))
     if ok:
         return Delivery(True, where)
-    reason = _last_line(said) or "the service did not accept the message"
+    reason = _last_line(said) or _("the service did not accept the message")
     return Delivery(False, _scrub(f"{where}: {reason}", secrets))
 
 
@@ -174,7 +200,7 @@ def _private_url(service: Any) -> str:
     try:
         return str(service.url(privacy=True))
     except Exception:
-        return "the notification address"
+        return _("the notification address")
 
 
 def _last_line(log_text: str) -> str:

@@ -3,6 +3,9 @@
 Every problem of every row is collected as data (`Problem`), each naming the spreadsheet row and
 the column, written for the person who has to fix the sheet. A repair (a restored leading zero,
 `+213` converted, spaces removed) is kept on its row as a warning, so nothing changes silently.
+
+A problem's message is a `Text`: English as a value (the journal and the plan file keep it so),
+shown in the reader's language with `Problem.shown()`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog
+from .i18n import N_, Text, _, shown
 from .normalise import (
     INTERNET_RE,
     normalise_internet,
@@ -57,6 +61,11 @@ TOTAL_WORDS = {"total", "totaux", "totals", "totalgeneral", "grandtotal", "soust
                "totalgen"}  # fmt: skip
 
 
+#: An order in words (also `journal.Row.describe`).
+TO_NUMBER = N_("{product} {amount} DA to {target}")
+TO_LINE = N_("{product} {amount} DA to line {target}")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     row: int
@@ -67,6 +76,12 @@ class Problem:
 
     def __str__(self) -> str:
         return f"row {self.row}, {self.column}: {self.message}"
+
+    def shown(self) -> str:
+        """The problem in the reader's language: `ligne 4, Numéro : ...`."""
+        return _("row {row}, {column}: {message}").format(
+            row=self.row, column=self.column, message=shown(self.message)
+        )
 
 
 @dataclass(slots=True)
@@ -124,12 +139,18 @@ class Order:
     def payload_hash(self) -> str:
         return payload_hash({"kind": self.kind, **self.payload()})
 
-    def describe(self) -> str:
+    def describe(self) -> Text:
+        """The order in words (English as a value; `shown()` in the reader's language)."""
         if self.kind == "mobile":
-            return f"{self.product} {self.amount} DA to {self.target}"
+            return Text(TO_NUMBER, product=self.product, amount=self.amount, target=self.target)
         if self.kind == "internet":
-            return f"{self.product} {self.amount} DA to line {self.target}"
-        return f"{self.quantity} x {self.label or self.product} ({self.target})"
+            return Text(TO_LINE, product=self.product, amount=self.amount, target=self.target)
+        return Text(
+            N_("{quantity} x {label} ({product})"),
+            quantity=self.quantity,
+            label=self.label or self.product,
+            product=self.target,
+        )
 
 
 @dataclass
@@ -161,7 +182,7 @@ def _kind_word(text: str) -> str | None:
     return _KIND_WORDS.get(t) or _KIND_WORDS.get(t.replace("_", " ").replace("-", " "))
 
 
-def infer_kind(cells: dict[str, str]) -> tuple[str | None, str | None]:
+def infer_kind(cells: dict[str, str]) -> tuple[str | None, Text | None]:
     given = cells.get("kind", "").strip()
     typed = cells.get("internet_type", "").strip()
     if not given and typed and _kind_word(typed) and typed.upper() not in INTERNET_RE:
@@ -169,7 +190,10 @@ def infer_kind(cells: dict[str, str]) -> tuple[str | None, str | None]:
     if given:
         kind = _kind_word(given)
         if kind is None:
-            return None, f'"{given}" is not a kind of order; write mobile, internet or giftcard'
+            return None, Text(
+                N_('"{given}" is not a kind of order; write mobile, internet or giftcard'),
+                given=given,
+            )
         return kind, None
     if cells.get("product_id", "").strip() or cells.get("type_id", "").strip():
         return "giftcard", None
@@ -220,7 +244,7 @@ def totals_line(row: SheetRow, labels: dict[str, str]) -> Problem | None:
             return Problem(
                 row.number,
                 labels.get(column, column),
-                f'"{text}": a totals line, not an order; skipped',
+                Text(N_('"{text}": a totals line, not an order; skipped'), text=text),
                 "warning",
                 column,
             )
@@ -238,11 +262,16 @@ def _order(row: SheetRow, index: int, catalog: Catalog, labels: dict[str, str]) 
         value = cells.get(column, "")
         if value:
             order.warn(
-                column, f"the cell holds a formula; its last computed value {value!r} is used"
+                column,
+                Text(
+                    N_("the cell holds a formula; its last computed value {value!r} is used"),
+                    value=value,
+                ),
             )
         else:
             order.error(
-                column, "the cell holds a formula with no computed value; type the value itself"
+                column,
+                Text(N_("the cell holds a formula with no computed value; type the value itself")),
             )
     user_ref = cells.get("ref", "").strip()
     if user_ref:
@@ -250,7 +279,11 @@ def _order(row: SheetRow, index: int, catalog: Catalog, labels: dict[str, str]) 
             order.user_ref = user_ref
         else:
             order.error(
-                "ref", f'"{user_ref}" is not a usable ref: at most 40 letters, digits, _ or -'
+                "ref",
+                Text(
+                    N_('"{ref}" is not a usable ref: at most 40 letters, digits, _ or -'),
+                    ref=user_ref,
+                ),
             )
     if order.kind == "mobile":
         _mobile(order, cells, catalog)
@@ -273,7 +306,7 @@ def _amount(order: Order, cells: dict[str, str], *names: str) -> tuple[int | Non
     return None, names[0]
 
 
-def _set_target(order: Order, column: str, normalised: tuple[str, list[str], str | None]) -> None:
+def _set_target(order: Order, column: str, normalised: tuple[str, list[Text], Text | None]) -> None:
     """The normalised number on the order, each repair a warning; or the error."""
     number, repairs, error = normalised
     if error:
@@ -281,7 +314,7 @@ def _set_target(order: Order, column: str, normalised: tuple[str, list[str], str
         return
     order.target = number
     for note in repairs:
-        order.warn(column, f"{note}: read as {number}")
+        order.warn(column, Text(N_("{repair}: read as {number}"), repair=note, number=number))
 
 
 def _target_column(cells: dict[str, str], own: str, other: str) -> str:
@@ -301,7 +334,12 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     if not code:
         order.error(
             "plan_code",
-            "is empty; write a plan code such as PREPAID_DJEZZY (see: bulk-topup catalog mobile)",
+            Text(
+                N_(
+                    "is empty; write a plan code such as PREPAID_DJEZZY (see: bulk-topup catalog "
+                    "mobile)"
+                )
+            ),
         )
         return
     order.product = code
@@ -314,22 +352,37 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         folded = {c.upper(): c for c in catalog.plans}
         if code.upper() in folded:
             plan = catalog.plans[folded[code.upper()]]
-            order.warn("plan_code", f'"{code}" read as {plan.code}')
+            order.warn("plan_code", Text(N_('"{code}" read as {plan}'), code=code, plan=plan.code))
             order.product = plan.code
         else:
             close = difflib.get_close_matches(code.upper(), list(folded), n=1, cutoff=0.6)
-            hint = f"; did you mean {folded[close[0]]}?" if close else ""
-            order.error(
-                "plan_code",
-                f'"{code}" is not a plan of the provider{hint} (see: bulk-topup catalog mobile)',
-            )
+            if close:
+                message = Text(
+                    N_(
+                        '"{code}" is not a plan of the provider; did you mean {close}? (see: '
+                        "bulk-topup catalog mobile)"
+                    ),
+                    code=code,
+                    close=folded[close[0]],
+                )
+            else:
+                message = Text(
+                    N_('"{code}" is not a plan of the provider (see: bulk-topup catalog mobile)'),
+                    code=code,
+                )
+            order.error("plan_code", message)
             return
     order.label, order.operator = plan.name, plan.operator
     if not plan.enabled:
         order.error(
             "plan_code",
-            f"plan {plan.code} is switched off by the provider for now; "
-            f"choose another plan or try later",
+            Text(
+                N_(
+                    "plan {plan} is switched off by the provider for now; choose another plan or "
+                    "try later"
+                ),
+                plan=plan.code,
+            ),
         )
     if plan.is_fixed:
         if amount is None:
@@ -337,15 +390,25 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         elif amount != plan.amount:
             order.error(
                 amount_col,
-                f"plan {plan.code} is a fixed {plan.amount} DA offer; leave "
-                f"the amount empty or write {plan.amount}",
+                Text(
+                    N_(
+                        "plan {plan} is a fixed {amount} DA offer; leave the amount empty or "
+                        "write {amount}"
+                    ),
+                    plan=plan.code,
+                    amount=plan.amount,
+                ),
             )
     elif amount is None:
         if not order.has_error(amount_col):
             order.error(
                 amount_col,
-                f"is empty; plan {plan.code} needs an amount from "
-                f"{plan.min_amount} to {plan.max_amount} DA",
+                Text(
+                    N_("is empty; plan {plan} needs an amount from {low} to {high} DA"),
+                    plan=plan.code,
+                    low=plan.min_amount,
+                    high=plan.max_amount,
+                ),
             )
     elif (
         plan.min_amount is not None
@@ -354,19 +417,36 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     ):
         order.error(
             amount_col,
-            f"{amount} DA is outside what plan {plan.code} allows "
-            f"({plan.min_amount} to {plan.max_amount} DA)",
+            Text(
+                N_("{amount} DA is outside what plan {plan} allows ({low} to {high} DA)"),
+                amount=amount,
+                plan=plan.code,
+                low=plan.min_amount,
+                high=plan.max_amount,
+            ),
         )
     if order.amount is not None:
         order.face_value = float(order.amount)
         order.cost = round(order.amount * (plan.cost if plan.cost is not None else 1.0), 2)
     expected = PLAN_OPERATOR_PREFIX.get(plan.operator)
     if order.target and expected and order.target[:2] != expected:
-        looks = PREFIX_OPERATOR.get(order.target[:2], "another operator")
+        looks = PREFIX_OPERATOR.get(order.target[:2])
+        template = (
+            N_(
+                "{number} looks like a {looks} number but plan {plan} is {operator}; numbers can "
+                "be ported, so check it"
+            )
+            if looks
+            else N_(
+                "{number} looks like another operator's number but plan {plan} is {operator}; "
+                "numbers can be ported, so check it"
+            )
+        )
         order.warn(
             column,
-            f"{order.target} looks like a {looks} number but plan {plan.code} "
-            f"is {plan.operator}; numbers can be ported, so check it",
+            Text(
+                template, number=order.target, looks=looks, plan=plan.code, operator=plan.operator
+            ),
         )
 
 
@@ -379,8 +459,12 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         if not raw_type and given in INTERNET_RE:
             kind = given
         else:
-            what = f'"{raw_type}" is not' if raw_type else "is empty; write"
-            order.error("internet_type", f"{what} ADSL or 4G")
+            order.error(
+                "internet_type",
+                Text(N_('"{given}" is not ADSL or 4G'), given=raw_type)
+                if raw_type
+                else Text(N_("is empty; write ADSL or 4G")),
+            )
             kind = ""
     order.product = kind
     column = _target_column(cells, "number", "phone")
@@ -390,7 +474,7 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     order.amount = value
     if value is None:
         if not order.has_error(value_col):
-            order.error(value_col, "is empty; write the card value in DA (e.g. 1000)")
+            order.error(value_col, Text(N_("is empty; write the card value in DA (e.g. 1000)")))
         return
     order.face_value = float(value)
     order.cost = float(value)
@@ -401,14 +485,22 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     if product is None:
         order.error(
             value_col,
-            f"{value} DA is not a {kind} card value; the provider offers "
-            f"{', '.join(map(str, offered))} DA",
+            Text(
+                N_("{value} DA is not a {kind} card value; the provider offers {offered} DA"),
+                value=value,
+                kind=kind,
+                offered=", ".join(map(str, offered)),
+            ),
         )
     elif not product.available:
         order.error(
             value_col,
-            f"{kind} {value} DA cards are out of stock; available now: "
-            f"{', '.join(map(str, offered))} DA",
+            Text(
+                N_("{kind} {value} DA cards are out of stock; available now: {offered} DA"),
+                kind=kind,
+                value=value,
+                offered=", ".join(map(str, offered)),
+            ),
         )
     else:
         order.cost = product.cost
@@ -424,19 +516,22 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     qty_text = cells.get("quantity", "").strip()
     if not pid:
         order.error(
-            "product_id", "is empty; write the gift card product id (see: bulk-topup catalog gift)"
+            "product_id",
+            Text(N_("is empty; write the gift card product id (see: bulk-topup catalog gift)")),
         )
     if not tid:
-        order.error("type_id", "is empty; write the card type id (see: bulk-topup catalog gift)")
+        order.error(
+            "type_id", Text(N_("is empty; write the card type id (see: bulk-topup catalog gift)"))
+        )
     if not qty_text:
         order.quantity = 1
-        order.warn("quantity", "is empty: 1 card ordered")
+        order.warn("quantity", Text(N_("is empty: 1 card ordered")))
     else:
         qty, error = parse_quantity(qty_text)
         if error:
             order.error("quantity", error)
         elif qty is not None and qty < 1:
-            order.error("quantity", f"{qty} cards: order at least 1")
+            order.error("quantity", Text(N_("{n} cards: order at least 1"), n=qty))
         order.quantity = qty
     order.target, order.product = pid, tid
     if not pid or "gift" in catalog.missing:
@@ -445,18 +540,34 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
     if product is None:
         order.error(
             "product_id",
-            f'"{pid}" is not a gift card product of the provider (see: bulk-topup catalog gift)',
+            Text(
+                N_(
+                    '"{product}" is not a gift card product of the provider (see: bulk-topup '
+                    "catalog gift)"
+                ),
+                product=pid,
+            ),
         )
         return
     if not product.enabled:
-        order.error("product_id", f"{product.title} is not on sale right now")
+        order.error(
+            "product_id", Text(N_("{product} is not on sale right now"), product=product.title)
+        )
     order.label = product.title
     if not tid or "gift_types" in catalog.missing or pid not in catalog.gift_types:
         return
     gift_type = catalog.gift_type(pid, tid)
     if gift_type is None:
-        known = ", ".join(t.id for t in catalog.gift_types[pid]) or "none"
-        order.error(tcol, f'"{tid}" is not a type of {product.title}; its types are {known}')
+        known = ", ".join(t.id for t in catalog.gift_types[pid]) or Text(N_("none"))
+        order.error(
+            tcol,
+            Text(
+                N_('"{type}" is not a type of {product}; its types are {known}'),
+                type=tid,
+                product=product.title,
+                known=known,
+            ),
+        )
         return
     order.label = f"{product.title} - {gift_type.name}"
     if order.quantity:
@@ -475,15 +586,28 @@ def _check_gift_stock(orders: list[Order], catalog: Catalog) -> None:
         key = (order.target, order.product)
         taken[key] += order.quantity
         if gift_type.quantity == 0:
-            order.error("type_id", f"{order.label} is sold out")
+            order.error("type_id", Text(N_("{product} is sold out"), product=order.label))
         elif taken[key] > gift_type.quantity:
             before = taken[key] - order.quantity
-            also = f" ({before} already ordered in rows above)" if before else ""
-            order.error(
-                "quantity",
-                f"{order.quantity} cards asked{also}, but only "
-                f"{gift_type.quantity} {order.label} are in stock",
-            )
+            if before:
+                message = Text(
+                    N_(
+                        "{n} cards asked ({before} already ordered in rows above), but only "
+                        "{stock} {product} are in stock"
+                    ),
+                    n=order.quantity,
+                    before=before,
+                    stock=gift_type.quantity,
+                    product=order.label,
+                )
+            else:
+                message = Text(
+                    N_("{n} cards asked, but only {stock} {product} are in stock"),
+                    n=order.quantity,
+                    stock=gift_type.quantity,
+                    product=order.label,
+                )
+            order.error("quantity", message)
 
 
 def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> list[dict[str, Any]]:
@@ -497,13 +621,27 @@ def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> lis
         earlier = seen[key]
         if earlier:
             first = earlier[0]
-            message = f"same order as row {first.row} ({order.describe()})"
+            column = "phone" if order.kind == "mobile" else "number"
             if allow_duplicates:
-                order.warn("phone" if order.kind == "mobile" else "number", message)
+                order.warn(
+                    column,
+                    Text(
+                        N_("same order as row {row} ({order})"),
+                        row=first.row,
+                        order=order.describe(),
+                    ),
+                )
             else:
                 order.error(
-                    "phone" if order.kind == "mobile" else "number",
-                    f"{message}; remove one, or pass --allow-duplicates if both are meant",
+                    column,
+                    Text(
+                        N_(
+                            "same order as row {row} ({order}); remove one, or pass "
+                            "--allow-duplicates if both are meant"
+                        ),
+                        row=first.row,
+                        order=order.describe(),
+                    ),
                 )
             duplicates.append({"row": order.row, "same_as": first.row, "order": order.describe()})
         occurrence = len(earlier)
@@ -512,8 +650,11 @@ def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> lis
             if order.user_ref in user_refs:
                 order.error(
                     "ref",
-                    f'"{order.user_ref}" is also the ref of row '
-                    f"{user_refs[order.user_ref].row}; refs must be unique",
+                    Text(
+                        N_('"{ref}" is also the ref of row {row}; refs must be unique'),
+                        ref=order.user_ref,
+                        row=user_refs[order.user_ref].row,
+                    ),
                 )
             user_refs[order.user_ref] = order
             order.ref = order.user_ref
@@ -556,39 +697,45 @@ def _assign_identity(orders: list[Order]) -> None:
             order.recipient = f"{GIFT_ROW_IDENTITY}{order.row}"
 
 
+#: Each part of the catalog in words, and what a row is checked against in it.
+_CATALOG_PARTS = {
+    "plans": (N_("mobile plans"), N_("plan codes, amounts and operators")),
+    "internet": (N_("internet products"), N_("card values and stock")),
+    "gift": (N_("gift catalog"), N_("gift products")),
+    "gift_types": (N_("gift card types and stock"), N_("gift types and stock")),
+}
+
+
 def _catalog_notes(catalog: Catalog) -> list[str]:
+    """What could not be checked, and what was checked against an old cache (in the reader's
+    language: notes are shown, never stored)."""
     notes = []
-    names = {
-        "plans": "mobile plans",
-        "internet": "internet products",
-        "gift": "gift catalog",
-        "gift_types": "gift card types and stock",
-    }
-    checks = {
-        "plans": "plan codes, amounts and operators",
-        "internet": "card values and stock",
-        "gift": "gift products",
-        "gift_types": "gift types and stock",
-    }
     for part in catalog.missing:
+        name, checks = _CATALOG_PARTS[part]
         notes.append(
-            f"the {names[part]} could not be loaded (API unreachable, no cache): "
-            f"{checks[part]} were NOT checked"
+            _(
+                "the {part} could not be loaded (API unreachable, no cache): {checks} were NOT "
+                "checked"
+            ).format(part=_(name), checks=_(checks))
         )
     for part in catalog.stale:
         age = catalog.age(part) or 0
-        notes.append(f"the {names[part]} come from a cache {_age(age)} old (API unreachable)")
+        notes.append(
+            _("the {part} come from a cache {age} old (API unreachable)").format(
+                part=_(_CATALOG_PARTS[part][0]), age=_age(age)
+            )
+        )
     return notes
 
 
 def _age(seconds: float) -> str:
     if seconds < 120:
-        return f"{seconds:.0f} s"
+        return _("{n} s").format(n=f"{seconds:.0f}")
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
+        return _("{n} min").format(n=f"{seconds / 60:.0f}")
     if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
+        return _("{n} h").format(n=f"{seconds / 3600:.0f}")
+    return _("{n} days").format(n=f"{seconds / 86400:.0f}")
 
 
 def summarise(orders: list[Order], duplicates: list[dict[str, Any]]) -> dict[str, Any]:

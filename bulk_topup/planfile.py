@@ -22,6 +22,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .errors import InvalidRowsError, RefusedError, UsageError
+from .i18n import _, shown
 from .orders import Order, Validation
 from .sheet import ALIASES, Sheet
 
@@ -193,18 +194,22 @@ def build_plan(
     row is left to send."""
     if validation.invalid and not skip_invalid:
         raise InvalidRowsError(
-            f"{len(validation.invalid)} invalid rows; no plan was written "
-            f"(fix them, or pass --skip-invalid to plan the valid rows only)",
+            _(
+                "{n} invalid rows; no plan was written (fix them, or pass --skip-invalid to plan "
+                "the valid rows only)"
+            ).format(n=len(validation.invalid)),
             validation.problems,
         )
     unsure = sorted(set(catalog.missing) | set(catalog.stale))
     if unsure:
         raise RefusedError(
-            f"the {', '.join(unsure)} prices could not be fetched from the API just now; a plan "
-            f"records the current prices, so no plan was written (try again when the API answers)"
+            _(
+                "the {parts} prices could not be fetched from the API just now; a plan records "
+                "the current prices, so no plan was written (try again when the API answers)"
+            ).format(parts=", ".join(unsure))
         )
     if not validation.valid:
-        raise UsageError("the sheet has no valid rows: there is nothing to plan")
+        raise UsageError(_("the sheet has no valid rows: there is nothing to plan"))
     extra = [c for c in sheet.columns if c not in ALIASES]
     data = {
         "format": PLAN_FORMAT,
@@ -249,8 +254,10 @@ def write_plan(plan: Plan, path: Path) -> Path:
     signed: its signatures would be left beside a different plan."""
     if signatures_path(path).exists():
         raise UsageError(
-            f"{path} has signatures ({signatures_path(path).name}); write the new plan to another "
-            f"file (--out), or remove the old plan and its signatures first"
+            _(
+                "{path} has signatures ({signatures}); write the new plan to another file "
+                "(--out), or remove the old plan and its signatures first"
+            ).format(path=path, signatures=signatures_path(path).name)
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -269,32 +276,44 @@ def read_plan(path: str | Path) -> Plan:
     path = Path(path)
     try:
         if path.stat().st_size > MAX_PLAN_BYTES:
-            raise UsageError(f"{path} is too large to be a plan file")
+            raise UsageError(_("{path} is too large to be a plan file").format(path=path))
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such plan file") from None
+        raise UsageError(_("{path}: no such plan file").format(path=path)) from None
     except OSError as e:
-        raise UsageError(f"{path}: cannot be read ({e.strerror})") from None
+        raise UsageError(
+            _("{path}: cannot be read ({reason})").format(path=path, reason=e.strerror)
+        ) from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise UsageError(
-            f"{path} is not a plan file (not JSON); make one with bulk-topup plan"
+            _("{path} is not a plan file (not JSON); make one with bulk-topup plan").format(
+                path=path
+            )
         ) from None
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
         raise UsageError(
-            f"{path} is not a plan file of this bulk-topup (format {found!r}, expected "
-            f"{PLAN_FORMAT!r}); make one with bulk-topup plan"
+            _(
+                "{path} is not a plan file of this bulk-topup (format {found!r}, expected "
+                "{expected!r}); make one with bulk-topup plan"
+            ).format(path=path, found=found, expected=PLAN_FORMAT)
         )
     missing = [k for k in ("batch", "sheet", "api_url", "environment", "prepared_by", "rows",
                            "prices", "totals") if k not in data]  # fmt: skip
     if missing:
-        raise UsageError(f"{path} is not a whole plan: it has no {', '.join(missing)}")
+        raise UsageError(
+            _("{path} is not a whole plan: it has no {missing}").format(
+                path=path, missing=", ".join(missing)
+            )
+        )
     if encode(data) != raw:
         raise UsageError(
-            f"{path} was edited after bulk-topup plan wrote it (its bytes are not the form plan "
-            f"writes); make a new plan instead of editing one"
+            _(
+                "{path} was edited after bulk-topup plan wrote it (its bytes are not the form "
+                "plan writes); make a new plan instead of editing one"
+            ).format(path=path)
         )
     return Plan(data, raw, path)
 
@@ -307,7 +326,11 @@ def row_differences(plan: Plan, validation: Validation, limit: int = 5) -> list[
     for ref, r in planned.items():
         o = now.get(ref)
         if o is None:
-            found.append(f"row {r['row']} of the plan (ref {ref}) is not in the sheet")
+            found.append(
+                _("row {row} of the plan (ref {ref}) is not in the sheet").format(
+                    row=r["row"], ref=ref
+                )
+            )
             continue
         for name, want, have in (
             ("kind", r["kind"], o.kind),
@@ -317,13 +340,19 @@ def row_differences(plan: Plan, validation: Validation, limit: int = 5) -> list[
             ("quantity", r["quantity"], o.quantity),
         ):
             if want != have:
-                found.append(f"row {o.row} (ref {ref}): {name} is {have} in the sheet, "
-                             f"{want} in the plan")  # fmt: skip
+                found.append(
+                    _("row {row} (ref {ref}): {name} is {have} in the sheet, {want} in the plan")
+                    .format(row=o.row, ref=ref, name=name, have=have, want=want)
+                )  # fmt: skip
     for ref, o in now.items():
         if ref not in planned:
-            found.append(f"row {o.row} ({o.describe()}, ref {ref}) is not in the plan")
+            found.append(
+                _("row {row} ({order}, ref {ref}) is not in the plan").format(
+                    row=o.row, order=shown(o.describe()), ref=ref
+                )
+            )
     more = len(found) - limit
-    return found[:limit] + ([f"and {more} more differences"] if more > 0 else [])
+    return found[:limit] + ([_("and {n} more differences").format(n=more)] if more > 0 else [])
 
 
 @dataclass
@@ -360,7 +389,9 @@ async def prepare(
     try:
         key = await client.validate_key()
     except AuthError as e:
-        raise RefusedError(f"the API refused the key ({e.code}: {e.message})") from None
+        raise RefusedError(
+            _("the API refused the key ({code}: {message})").format(code=e.code, message=e.message)
+        ) from None
     path = Path(sheet_path)
     try:
         before = path.read_bytes()
@@ -373,5 +404,9 @@ async def prepare(
     )
     validation = build_orders(sheet, batch, catalog, allow_duplicates=allow_duplicates)
     if path.read_bytes() != before:
-        raise SheetError(f"{path} changed while it was being read; plan it again once it is saved")
+        raise SheetError(
+            _("{path} changed while it was being read; plan it again once it is saved").format(
+                path=path
+            )
+        )
     return Prepared(sheet, validation, catalog, key.type, before)

@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 from .clock import parse_iso
 from .errors import UsageError
+from .i18n import _, money
 from .statedir import config_dir
 
 #: States of a row whose money is (or may be) spent: what a period cap counts. Refused and
@@ -100,10 +101,12 @@ def load_policy(explicit: str | None = None) -> Policy | None:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if asked:
-            raise UsageError(f"the policy file {path} does not exist") from None
+            raise UsageError(_("the policy file {path} does not exist").format(path=path)) from None
         return None
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"the policy file {path} cannot be read ({e})") from None
+        raise UsageError(
+            _("the policy file {path} cannot be read ({reason})").format(path=path, reason=e)
+        ) from None
     return parse_policy(text, path)
 
 
@@ -114,15 +117,21 @@ def parse_policy(text: str, path: Path) -> Policy:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"the policy file {path} is not valid TOML: {e}") from None
-    where = f"the policy file {path}"
+        raise UsageError(
+            _("the policy file {path} is not valid TOML: {reason}").format(path=path, reason=e)
+        ) from None
+    where = _("the policy file {path}").format(path=path)
     _only(doc, {"approvers", "approval", "caps"}, where)
     policy = Policy(path, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
     approvers = _table(doc, "approvers", where)
     for name, key in approvers.items():
         if not isinstance(key, str):
-            raise UsageError(f"{where}: approver {name} must be a quoted public key line")
-        parse_public_key(key, f"{where}, approver {name}")
+            raise UsageError(
+                _("{where}: approver {name} must be a quoted public key line").format(
+                    where=where, name=name
+                )
+            )
+        parse_public_key(key, _("{where}, approver {name}").format(where=where, name=name))
         policy.approvers[name] = key.strip()
     approval = _table(doc, "approval", where)
     _only(approval, {"required", "self_approval", "price_tolerance_percent", "tiers"},
@@ -133,15 +142,19 @@ def parse_policy(text: str, path: Path) -> Policy:
     policy.price_tolerance = tolerance or 0.0
     tiers = approval.get("tiers", [])
     if not isinstance(tiers, list):
-        raise UsageError(f"{where}: [[approval.tiers]] must be a list of tables")
+        raise UsageError(
+            _("{where}: [[approval.tiers]] must be a list of tables").format(where=where)
+        )
     for n, tier in enumerate(tiers, 1):
-        at = f"{where}, tier {n}"
+        at = _("{where}, tier {n}").format(where=where, n=n)
         if not isinstance(tier, dict):
-            raise UsageError(f"{at} must be a table with above and required")
+            raise UsageError(_("{where} must be a table with above and required").format(where=at))
         _only(tier, {"above", "required"}, at)
         above = _amount(tier, "above", at)
         if above is None or "required" not in tier:
-            raise UsageError(f"{at} needs both above (DA) and required (approvals)")
+            raise UsageError(
+                _("{where} needs both above (DA) and required (approvals)").format(where=at)
+            )
         policy.tiers.append(Tier(above, _count(tier, "required", 1, at)))
     caps = _table(doc, "caps", where)
     _only(caps, {"per_run", "per_recipient", "per_period", "period_days"}, f"{where}, [caps]")
@@ -150,14 +163,16 @@ def parse_policy(text: str, path: Path) -> Policy:
     policy.per_period = _amount(caps, "per_period", f"{where}, [caps]")
     days = _count(caps, "period_days", 30, f"{where}, [caps]")
     if days < 1:
-        raise UsageError(f"{where}, [caps]: period_days must be at least 1")
+        raise UsageError(_("{where}, [caps]: period_days must be at least 1").format(where=where))
     policy.period_days = days
     most = max([policy.required] + [t.required for t in policy.tiers])
     if most > len(policy.approvers):
         raise UsageError(
-            f"{where} asks for {most} approvals but lists {len(policy.approvers)} approvers: "
-            f"no plan could ever be approved (add approvers, or set required = 0 in [approval] "
-            f"for a policy of caps only)"
+            _(
+                "{where} asks for {most} approvals but lists {n} approvers: no plan could ever be "
+                "approved (add approvers, or set required = 0 in [approval] for a policy of caps "
+                "only)"
+            ).format(where=where, most=most, n=len(policy.approvers))
         )
     return policy
 
@@ -166,28 +181,38 @@ def _only(table: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise UsageError(
-            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})"
+            _("{where}: unknown key {key!r} (known: {known})").format(
+                where=where, key=unknown[0], known=", ".join(sorted(allowed))
+            )
         )
 
 
 def _table(doc: dict[str, Any], name: str, where: str) -> dict[str, Any]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
-        raise UsageError(f"{where}: [{name}] must be a table")
+        raise UsageError(_("{where}: [{name}] must be a table").format(where=where, name=name))
     return value
 
 
 def _count(table: dict[str, Any], name: str, default: int, where: str) -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UsageError(f"{where}: {name} must be a whole number, 0 or more (found {value!r})")
+        raise UsageError(
+            _("{where}: {name} must be a whole number, 0 or more (found {value!r})").format(
+                where=where, name=name, value=value
+            )
+        )
     return value
 
 
 def _flag(table: dict[str, Any], name: str, default: bool, where: str) -> bool:
     value = table.get(name, default)
     if not isinstance(value, bool):
-        raise UsageError(f"{where}: {name} must be true or false (found {value!r})")
+        raise UsageError(
+            _("{where}: {name} must be true or false (found {value!r})").format(
+                where=where, name=name, value=value
+            )
+        )
     return value
 
 
@@ -196,9 +221,13 @@ def _amount(table: dict[str, Any], name: str, where: str) -> float | None:
         return None
     value = table[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UsageError(f"{where}: {name} must be a number (found {value!r})")
+        raise UsageError(
+            _("{where}: {name} must be a number (found {value!r})").format(
+                where=where, name=name, value=value
+            )
+        )
     if value < 0:
-        raise UsageError(f"{where}: {name} cannot be negative")
+        raise UsageError(_("{where}: {name} cannot be negative").format(where=where, name=name))
     return float(value)
 
 
@@ -264,8 +293,9 @@ def cap_problems(
     total = round(sum(r.face_value for r in rows), 2)
     if policy.per_run is not None and total > policy.per_run:
         found.append(
-            f"this run sends {total:,.2f} DA, more than the policy's cap of "
-            f"{policy.per_run:,.2f} DA per run"
+            _("this run sends {total} DA, more than the policy's cap of {cap} DA per run").format(
+                total=money(total), cap=money(policy.per_run)
+            )
         )
     if policy.per_recipient is not None:
         per: dict[str, float] = defaultdict(float)
@@ -275,25 +305,35 @@ def cap_problems(
         over = sorted((v, k) for k, v in per.items() if v > policy.per_recipient)
         for value, who in reversed(over[-3:]):
             found.append(
-                f"{who.split(':')[-1]} would receive {value:,.2f} DA in this run, more than the "
-                f"policy's cap of {policy.per_recipient:,.2f} DA per recipient"
+                _(
+                    "{who} would receive {value} DA in this run, more than the policy's cap of "
+                    "{cap} DA per recipient"
+                ).format(
+                    who=who.split(":")[-1], value=money(value), cap=money(policy.per_recipient)
+                )
             )
         if len(over) > 3:
-            found.append(f"and {len(over) - 3} more recipients over the cap")
+            found.append(_("and {n} more recipients over the cap").format(n=len(over) - 3))
     if policy.per_period is not None:
         since = now - timedelta(days=policy.period_days)
         already, refs, unreadable = spent_since(state_dir, since)
         sent_here = refs.get(batch, set())
         for path in unreadable:
             found.append(
-                f"the journal {path} cannot be read, so what was sent in the last "
-                f"{policy.period_days} days cannot be counted against the policy's cap"
+                _(
+                    "the journal {path} cannot be read, so what was sent in the last {days} days "
+                    "cannot be counted against the policy's cap"
+                ).format(path=path, days=policy.period_days)
             )
         new = round(sum(r.face_value for r in rows if r.ref not in sent_here), 2)
         if already + new > policy.per_period:
             found.append(
-                f"{already:,.2f} DA were sent in the last {policy.period_days} days and this run "
-                f"adds {new:,.2f} DA, more than the policy's cap of {policy.per_period:,.2f} DA "
-                f"per {policy.period_days} days"
-            )
+                _(
+                    "{already} DA were sent in the last {days} days and this run adds {new} DA, "
+                    "more than the policy's cap of {cap} DA per {days} days"
+                ).format(
+                    already=money(already), days=policy.period_days, new=money(new),
+                    cap=money(policy.per_period),
+                )
+            )  # fmt: skip
     return found

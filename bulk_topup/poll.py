@@ -28,6 +28,7 @@ from .context import RunContext
 from .errors import ApiError
 from .journal import Row
 from .models import GiftOrder, TopupStatus
+from .texts import UNREADABLE_STATUS
 
 
 class Poller:
@@ -256,7 +257,7 @@ class Poller:
                     ctx.guard.failure(e.message)
                     ctx.schedule.again(row.idx)
                 except (KeyError, TypeError, ValueError) as e:  # an answer we cannot read
-                    ctx.guard.failure(f"unreadable status ({type(e).__name__})")
+                    ctx.guard.failure(UNREADABLE_STATUS.format(name=type(e).__name__))
                     ctx.schedule.again(row.idx)
 
         async with anyio.create_task_group() as tg:

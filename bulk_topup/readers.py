@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import SheetError
+from .i18n import N_, _
+from .i18n import number as grouped
 
 #: The largest sheet read: rows (title and header included), columns, and cells of the grid
 #: from A1 to the farthest value. 100,000 orders of 20 columns fit; a stray far value does not.
@@ -46,7 +48,11 @@ DEFAULT_PASSWORD = "VelvetSweatshop"
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
-SAVE_AS_XLSX = "open it in Excel (or LibreOffice) and save it as .xlsx"
+SAVE_AS_XLSX = N_("open it in Excel (or LibreOffice) and save it as .xlsx")
+#: A sheet's kind and visibility, in words.
+_KIND_WORDS = {"chart": N_("a chart sheet"), "macro": N_("a macro sheet"),
+               "dialog": N_("a dialog sheet"), "vba": N_("a vba sheet")}  # fmt: skip
+_VISIBILITY_WORDS = {"hidden": N_("hidden"), "very hidden": N_("very hidden")}
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,10 @@ class SheetInfo:
         return self.kind == "worksheet" and self.visibility == "visible"
 
     def describe(self) -> str:
-        what = [] if self.kind == "worksheet" else [f"a {self.kind} sheet"]
+        """`'Old' (hidden)`, `'Chart1' (a chart sheet)`, in the reader's language."""
+        what = [] if self.kind == "worksheet" else [_(_KIND_WORDS.get(self.kind, self.kind))]
         if self.visibility != "visible":
-            what.append(self.visibility)
+            what.append(_(_VISIBILITY_WORDS.get(self.visibility, self.visibility)))
         return f"{self.name!r}" + (f" ({', '.join(what)})" if what else "")
 
 
@@ -121,26 +128,38 @@ class Extent:
         return True
 
     def check(self, path: object) -> None:
-        where = f"sheet {self.sheet!r} of {path}"
-        fix = (
+        where = _("sheet {name!r} of {path}").format(name=self.sheet, path=path)
+        fix = _(
             "if that cell is a stray, clear it (or delete the rows and columns beyond the "
             "orders) and save; if the orders really are that many, split them into several files"
         )
         if self.beyond is not None:
             row, col = self.beyond
             if row >= MAX_ROWS:
-                limit = f"row {row + 1:,}, beyond the {MAX_ROWS:,} rows an order sheet may have"
+                limit = _("row {row}, beyond the {most} rows an order sheet may have").format(
+                    row=grouped(row + 1), most=grouped(MAX_ROWS)
+                )
             else:
-                limit = f"column {column_letters(col)}, beyond the {MAX_COLUMNS:,} columns an " \
-                        f"order sheet may have"  # fmt: skip
-            raise SheetError(f"{where} has a value at {address(row, col)} ({limit}): {fix}")
+                limit = _(
+                    "column {letters}, beyond the {most} columns an order sheet may have"
+                ).format(letters=column_letters(col), most=grouped(MAX_COLUMNS))
+            raise SheetError(
+                _("{where} has a value at {cell} ({limit}): {fix}").format(
+                    where=where, cell=address(row, col), limit=limit, fix=fix
+                )
+            )
         if self.rows * self.cols > MAX_CELLS:
             raise SheetError(
-                f"{where} holds values as far as row {self.rows:,} (at "
-                f"{address(*self.far_row)}) and column {column_letters(self.cols - 1)} (at "
-                f"{address(*self.far_col)}): {self.rows * self.cols:,} cells, more than the "
-                f"{MAX_CELLS:,} an order sheet may have; {fix}"
-            )
+                _(
+                    "{where} holds values as far as row {rows} (at {far_row}) and column "
+                    "{letters} (at {far_col}): {cells} cells, more than the {most} an order "
+                    "sheet may have; {fix}"
+                ).format(
+                    where=where, rows=grouped(self.rows), far_row=address(*self.far_row),
+                    letters=column_letters(self.cols - 1), far_col=address(*self.far_col),
+                    cells=grouped(self.rows * self.cols), most=grouped(MAX_CELLS), fix=fix,
+                )
+            )  # fmt: skip
 
 
 def _last_match(pattern: re.Pattern[bytes], data: bytes, pos: int = 0) -> re.Match[bytes] | None:
@@ -161,7 +180,7 @@ def _chunks(stream: IO[bytes], end: re.Pattern[bytes], size: int = 4 << 20) -> I
         last = _last_match(end, buf, max(0, len(buf) - len(chunk) - 64))
         if last is None:
             if len(buf) > max(16 * size, 64 << 20):  # one row of 64 MB: no real sheet
-                raise SheetError("a single row of the sheet is larger than 64 MB")
+                raise SheetError(_("a single row of the sheet is larger than 64 MB"))
             continue
         yield buf[: last.end()]
         buf = buf[last.end() :]
@@ -450,18 +469,27 @@ def _is_control(e: BaseException) -> bool:
     return isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit)
 
 
+DAMAGED = N_("is damaged, or not a spreadsheet bulk-topup can read")
+
+
+def _damaged(path: Path) -> SheetError:
+    return SheetError(_("{path} {why}").format(path=path, why=_(DAMAGED)))
+
+
 def _reason(e: BaseException) -> str:
     """A reader's failure in words, never its class name."""
     text = f"{type(e).__name__} {e}".lower()
     if "password" in text or "encrypt" in text:
-        return "is protected by a password"
+        return _("is protected by a password")
     if isinstance(e, MemoryError) or "memory" in text:
-        return "is too large to read"
+        return _("is too large to read")
     if "biff" in text and ("5" in text or "version" in text):
-        return f"is in an old Excel format: {SAVE_AS_XLSX}"
+        return _("is in an old Excel format: {fix}").format(fix=_(SAVE_AS_XLSX))
     if "macro" in text:
-        return f"holds a macro sheet, which bulk-topup does not read: {SAVE_AS_XLSX}"
-    return "is damaged, or not a spreadsheet bulk-topup can read"
+        return _("holds a macro sheet, which bulk-topup does not read: {fix}").format(
+            fix=_(SAVE_AS_XLSX)
+        )
+    return _(DAMAGED)
 
 
 @contextmanager
@@ -496,7 +524,7 @@ def _open_calamine(source: Path | bytes, path: Path, hint: str = "") -> Any:
     except BaseException as e:  # pyo3 panics derive from BaseException, not Exception
         if _is_control(e):
             raise
-        raise SheetError(f"{path} {hint or _reason(e)}") from None
+        raise SheetError(_("{path} {why}").format(path=path, why=hint or _reason(e))) from None
 
 
 def _open(reader: Any, source: Path | bytes) -> Any:
@@ -510,14 +538,15 @@ def read_workbook(path: Path, head: bytes, sheet: str | None) -> Grid:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise SheetError(
-            f"{path} is larger than {MAX_FILE_BYTES // 2**20} MB, far beyond an order sheet; "
-            f"split it"
+            _("{path} is larger than {mb} MB, far beyond an order sheet; split it").format(
+                path=path, mb=grouped(MAX_FILE_BYTES // 2**20)
+            )
         )
     if head.startswith(ZIP_MAGIC):
         return _read_zip(path, path, sheet)
     if head.startswith(OLE_MAGIC):
         return _read_ole(path, path.read_bytes(), sheet)
-    raise SheetError(f"{path} is not a spreadsheet bulk-topup can read")
+    raise SheetError(_("{path} is not a spreadsheet bulk-topup can read").format(path=path))
 
 
 def _read_zip(path: Path, source: Path | bytes, sheet: str | None) -> Grid:
@@ -526,66 +555,90 @@ def _read_zip(path: Path, source: Path | bytes, sheet: str | None) -> Grid:
     try:
         z = zipfile.ZipFile(opened)
     except (zipfile.BadZipFile, OSError, EOFError):
-        raise SheetError(
-            f"{path} looks like a zip file but is damaged or not a spreadsheet"
-        ) from None
+        raise _not_a_zip(path) from None
     with z:
         names = set(z.namelist())
         lower = {n.lower() for n in names}
         if "xl/workbook.bin" in lower:
             raise SheetError(
-                f"{path} is an Excel binary workbook (.xlsb), which bulk-topup does not read: "
-                f"{SAVE_AS_XLSX}"
+                _(
+                    "{path} is an Excel binary workbook (.xlsb), which bulk-topup does not read: "
+                    "{fix}"
+                ).format(path=path, fix=_(SAVE_AS_XLSX))
             )
         if "content.xml" in names and "mimetype" in names:
             mime = z.read("mimetype")[:100]
             if b"spreadsheet" not in mime:
                 kind = mime.decode(errors="replace")
-                raise SheetError(f"{path} is an OpenDocument file but not a spreadsheet ({kind})")
+                raise SheetError(
+                    _("{path} is an OpenDocument file but not a spreadsheet ({kind})").format(
+                        path=path, kind=kind
+                    )
+                )
             return _read_ods(path, source, z, sheet)
         if any(n.startswith("xl/") for n in lower):
             return _read_xlsx(path, source, z, sheet)
         if any(n.startswith("word/") for n in lower):
-            raise SheetError(f"{path} is a Word document, not a spreadsheet")
+            raise SheetError(_(WORD).format(path=path))
         if any(n.startswith("ppt/") for n in lower):
-            raise SheetError(f"{path} is a PowerPoint presentation, not a spreadsheet")
+            raise SheetError(_(POWERPOINT).format(path=path))
         if any(n.startswith("index/") for n in lower):
             raise SheetError(
-                f"{path} is an Apple Numbers file: export it to Excel (File > Export To > "
-                f"Excel) and validate the .xlsx"
+                _(
+                    "{path} is an Apple Numbers file: export it to Excel (File > Export To > "
+                    "Excel) and validate the .xlsx"
+                ).format(path=path)
             )
-    raise SheetError(f"{path} is a zip archive, not a spreadsheet")
+    raise SheetError(_("{path} is a zip archive, not a spreadsheet").format(path=path))
+
+
+WORD = N_("{path} is a Word document, not a spreadsheet")
+POWERPOINT = N_("{path} is a PowerPoint presentation, not a spreadsheet")
+
+
+def _not_a_zip(path: Path) -> SheetError:
+    return SheetError(
+        _("{path} looks like a zip file but is damaged or not a spreadsheet").format(path=path)
+    )
 
 
 def _choose(path: Path, infos: list[SheetInfo], sheet: str | None) -> tuple[SheetInfo, list[str]]:
     """The sheet to read (the first visible worksheet unless named) and notes on the others."""
     names = [i.name for i in infos]
     if not infos:
-        raise SheetError(f"{path} has no sheets")
+        raise SheetError(_("{path} has no sheets").format(path=path))
     if sheet is not None:
         if sheet not in names:
             raise SheetError(
-                f"{path} has no sheet named {sheet!r}; its sheets are: "
-                + ", ".join(i.describe() for i in infos)
+                _("{path} has no sheet named {sheet!r}; its sheets are: {sheets}").format(
+                    path=path, sheet=sheet, sheets=", ".join(i.describe() for i in infos)
+                )
             )
         chosen = infos[names.index(sheet)]
         if chosen.kind != "worksheet":
-            raise SheetError(f"sheet {sheet!r} of {path} is a {chosen.kind} sheet, not a table")
+            raise SheetError(
+                _("sheet {sheet!r} of {path} is {kind}, not a table").format(
+                    sheet=sheet, path=path, kind=_(_KIND_WORDS.get(chosen.kind, chosen.kind))
+                )
+            )
     else:
         readable = [i for i in infos if i.readable]
         if not readable:
             raise SheetError(
-                f"{path} has no visible worksheet (its sheets: "
-                f"{', '.join(i.describe() for i in infos)}); name the one to read with --sheet"
+                _(
+                    "{path} has no visible worksheet (its sheets: {sheets}); name the one to "
+                    "read with --sheet"
+                ).format(path=path, sheets=", ".join(i.describe() for i in infos))
             )
         chosen = readable[0]
     skipped = [i for i in infos if not i.readable and i is not chosen]
     notes = []
     if skipped:
         notes.append(
-            "not read: " + ", ".join(i.describe() for i in skipped)
-            + " (name a sheet with --sheet to read it)"
-        )  # fmt: skip
+            _("not read: {sheets} (name a sheet with --sheet to read it)").format(
+                sheets=", ".join(i.describe() for i in skipped)
+            )
+        )
     return chosen, notes
 
 
@@ -608,7 +661,11 @@ def _grid(wb: Any, path: Path, name: str) -> list[list[Any]]:
         with _quiet():
             found = wb.get_sheet_by_name(name)
             if found.height > MAX_ROWS + 1 or found.width > MAX_COLUMNS + 1:  # scan missed it
-                raise SheetError(f"sheet {name!r} of {path} is larger than an order sheet may be")
+                raise SheetError(
+                    _("sheet {name!r} of {path} is larger than an order sheet may be").format(
+                        name=name, path=path
+                    )
+                )
             rows: list[list[Any]] = found.to_python(skip_empty_area=False)
         return rows
     except SheetError:
@@ -616,14 +673,18 @@ def _grid(wb: Any, path: Path, name: str) -> list[list[Any]]:
     except BaseException as e:
         if _is_control(e):
             raise
-        raise SheetError(f"sheet {name!r} of {path} {_reason(e)}") from None
+        raise SheetError(
+            _("sheet {name!r} of {path} {why}").format(name=name, path=path, why=_reason(e))
+        ) from None
 
 
 def _read_xlsx(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str | None) -> Grid:
     macros = any(n.lower().startswith("xl/macrosheets/") for n in z.namelist())
     hint = (
-        "holds an Excel 4.0 macro sheet, which bulk-topup does not open: copy the orders into "
-        "a new workbook and save it as .xlsx"
+        _(
+            "holds an Excel 4.0 macro sheet, which bulk-topup does not open: copy the orders "
+            "into a new workbook and save it as .xlsx"
+        )
         if macros
         else ""
     )
@@ -636,7 +697,11 @@ def _read_xlsx(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str 
         members = {}
     member = members.get(chosen.name)
     if member is None:
-        raise SheetError(f"{path} is damaged: sheet {chosen.name!r} cannot be found in it")
+        raise SheetError(
+            _("{path} is damaged: sheet {name!r} cannot be found in it").format(
+                path=path, name=chosen.name
+            )
+        )
     with z.open(member) as f:
         extent, formulas = scan_xlsx_sheet(f, chosen.name)
     extent.check(path)
@@ -662,35 +727,33 @@ def _read_ole(path: Path, data: bytes, sheet: str | None, decrypted: bool = Fals
     except BaseException as e:
         if _is_control(e):
             raise
-        raise SheetError(f"{path} is damaged, or not a spreadsheet bulk-topup can read") from None
+        raise _damaged(path) from None
     with ole:
         streams = {"/".join(s).lower() for s in ole.listdir()}
         if "encryptedpackage" in streams:  # an encrypted XLSX
             if decrypted:
-                raise SheetError(f"{path} is damaged, or not a spreadsheet bulk-topup can read")
+                raise _damaged(path)
             plain = _decrypt(path, data)
             if not plain.startswith(ZIP_MAGIC):
-                raise SheetError(f"{path} is damaged, or not a spreadsheet bulk-topup can read")
+                raise _damaged(path)
             return _read_zip(path, plain, sheet)
         stream = "workbook" if "workbook" in streams else "book" if "book" in streams else None
         if stream is None:
             if "worddocument" in streams:
-                raise SheetError(f"{path} is a Word document, not a spreadsheet")
+                raise SheetError(_(WORD).format(path=path))
             if "powerpoint document" in streams:
-                raise SheetError(f"{path} is a PowerPoint presentation, not a spreadsheet")
-            raise SheetError(f"{path} is an Office file, but not a spreadsheet")
+                raise SheetError(_(POWERPOINT).format(path=path))
+            raise SheetError(_("{path} is an Office file, but not a spreadsheet").format(path=path))
         try:
             biff_data = ole.openstream(stream).read()
         except BaseException as e:
             if _is_control(e):
                 raise
-            raise SheetError(
-                f"{path} is damaged, or not a spreadsheet bulk-topup can read"
-            ) from None
+            raise _damaged(path) from None
     biff = read_biff_globals(biff_data)
     if biff.encrypted:
         if decrypted:
-            raise SheetError(f"{path} is damaged, or not a spreadsheet bulk-topup can read")
+            raise _damaged(path)
         return _read_ole(path, _decrypt(path, data), sheet, decrypted=True)
     for info, offset in biff.sheets:  # calamine parses every sheet of an XLS when it opens it
         if info.kind in ("worksheet", "macro"):
@@ -698,12 +761,14 @@ def _read_ole(path: Path, data: bytes, sheet: str | None, decrypted: bool = Fals
     macros = [i.name for i, _ in biff.sheets if i.kind == "macro"]
     hint = ""
     if macros:
-        hint = (
-            f"holds an Excel 4.0 macro sheet ({', '.join(map(repr, macros))}), which bulk-topup "
-            f"does not open: copy the orders into a new workbook and save it as .xlsx"
-        )
+        hint = _(
+            "holds an Excel 4.0 macro sheet ({sheets}), which bulk-topup does not open: copy the "
+            "orders into a new workbook and save it as .xlsx"
+        ).format(sheets=", ".join(map(repr, macros)))
     elif biff.version == 5:
-        hint = f"is in an old Excel format (Excel 5.0/95) that cannot be read: {SAVE_AS_XLSX}"
+        hint = _("is in an old Excel format (Excel 5.0/95) that cannot be read: {fix}").format(
+            fix=_(SAVE_AS_XLSX)
+        )
     wb = _open_calamine(data, path, hint)
     infos = _metadata(wb)
     chosen, notes = _choose(path, infos, sheet)
@@ -715,11 +780,11 @@ def _decrypt(path: Path, data: bytes) -> bytes:
     import msoffcrypto
     from msoffcrypto.exceptions import InvalidKeyError
 
-    protected = (
-        f"{path} is protected by a password, so bulk-topup cannot read it: open it in Excel, "
-        f"remove the password (File > Info > Protect Workbook > Encrypt with Password, empty "
-        f"the box), save it, and validate it again"
-    )
+    protected = _(
+        "{path} is protected by a password, so bulk-topup cannot read it: open it in Excel, "
+        "remove the password (File > Info > Protect Workbook > Encrypt with Password, empty "
+        "the box), save it, and validate it again"
+    ).format(path=path)
     try:
         office = msoffcrypto.OfficeFile(io.BytesIO(data))
         office.load_key(password=DEFAULT_PASSWORD)
@@ -733,9 +798,9 @@ def _decrypt(path: Path, data: bytes) -> bytes:
         if "password" in str(e).lower() or "key" in str(e).lower():
             raise SheetError(protected) from None
         raise SheetError(
-            f"{path} is encrypted in a way bulk-topup cannot open: {SAVE_AS_XLSX} without a "
-            f"password"
-        ) from None
+            _("{path} is encrypted in a way bulk-topup cannot open: {fix} without a password")
+            .format(path=path, fix=_(SAVE_AS_XLSX))
+        ) from None  # fmt: skip
     return out.getvalue()
 
 
@@ -748,7 +813,9 @@ def refuse_hostile_zip(path: Path, source: Path | IO[bytes]) -> None:
     The declared sizes are checked first, then every member is streamed through (never held
     whole) and its real size counted: a member that lies about its size fails its CRC check.
     """
-    bomb = f"{path} would expand far beyond any real spreadsheet; refusing it (zip bomb?)"
+    bomb = _("{path} would expand far beyond any real spreadsheet; refusing it (zip bomb?)").format(
+        path=path
+    )
     try:
         with zipfile.ZipFile(source) as z:
             infos = z.infolist()
@@ -769,15 +836,17 @@ def refuse_hostile_zip(path: Path, source: Path | IO[bytes]) -> None:
                         window = tail + chunk
                         if xml and (b"<!DOCTYPE" in window or b"<!ENTITY" in window):
                             raise SheetError(
-                                f"{path} contains XML entity declarations ({info.filename}), "
-                                f"which spreadsheets never need; refusing it"
+                                _(
+                                    "{path} contains XML entity declarations ({member}), which "
+                                    "spreadsheets never need; refusing it"
+                                ).format(path=path, member=info.filename)
                             )
                         tail = chunk[-16:]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, OSError):
-        raise SheetError(
-            f"{path} looks like a zip file but is damaged or not a spreadsheet"
-        ) from None
+        raise _not_a_zip(path) from None
     except RuntimeError:  # an encrypted zip member
-        raise SheetError(f"{path} is a zip file protected by a password") from None
+        raise SheetError(
+            _("{path} is a zip file protected by a password").format(path=path)
+        ) from None
     if not isinstance(source, Path):
         source.seek(0)

@@ -27,6 +27,12 @@ from .errors import ApiError, NotFound
 from .journal import Row, RowState
 from .models import GiftOrder
 from .poll import Poller
+from .texts import (
+    NO_FREE_GIFT_MATCH,
+    NO_GIFT_MATCH,
+    SEND_TIME_UNKNOWN,
+    SEVERAL_GIFT_MATCHES,
+)
 
 S = RowState
 
@@ -115,7 +121,7 @@ class Reconciler:
         try:
             since, until = self.window(row)
         except ValueError:
-            self._leave_uncertain(row, "its send time is unknown, so no order can be proven ours")
+            self._leave_uncertain(row, SEND_TIME_UNKNOWN)
             return
         candidates: list[GiftOrder] = []
         by_ref: list[GiftOrder] = []
@@ -146,14 +152,12 @@ class Reconciler:
             return
         if not unclaimed:
             taken = len(candidates)
-            why = "no matching order in the provider's list during its POST" + (
-                f" ({taken} matching held by other rows)" if taken else ""
-            )
+            why = NO_FREE_GIFT_MATCH.format(n=taken) if taken else NO_GIFT_MATCH
             if ctx.options.resend_uncertain_gifts and row.in_sheet and not taken:
                 ctx.journal.transition(row.idx, S.PLANNED, f"{why}; resending as asked")
                 return
         else:
-            why = f"{len(unclaimed)} matching orders in the provider's list during its POST"
+            why = SEVERAL_GIFT_MATCHES.format(n=len(unclaimed))
         self._leave_uncertain(row, why)
 
     def _adopt_gift(self, row: Row, order: GiftOrder, why: str) -> None:

@@ -28,12 +28,14 @@ from .clock import Clock, iso
 from .context import Progress, RunContext, RunOptions
 from .errors import ApiError, AuthError, RefusedError
 from .guard import Guard
+from .i18n import _, money
 from .journal import FAILED, FINAL, Journal, Row, RowState
 from .models import KeyInfo
 from .poll import Poller
 from .reconcile import Reconciler
 from .settle import Schedule, Settler
 from .submit import GiftLocks, Submitter
+from .texts import INTERRUPTED
 
 if TYPE_CHECKING:
     from .history import History
@@ -140,7 +142,7 @@ class Runner:
     def stop_reason(self) -> str | None:
         return self.ctx.guard.stop_reason
 
-    def request_stop(self, reason: str = "interrupted") -> None:
+    def request_stop(self, reason: str = INTERRUPTED) -> None:
         """Stop taking rows and stop polling; rows in flight settle into the journal."""
         self.ctx.guard.request_stop(reason)
 
@@ -156,8 +158,10 @@ class Runner:
         started_in = self.journal.get_meta("environment")
         if started_in and started_in != key.type:
             raise RefusedError(
-                f"this batch was started with a {started_in} key and this key is {key.type}: "
-                f"its orders live in the other environment; use a new --batch key"
+                _(
+                    "this batch was started with a {started} key and this key is {now}: its "
+                    "orders live in the other environment; use a new --batch key"
+                ).format(started=started_in, now=key.type)
             )
         return key
 
@@ -178,8 +182,10 @@ class Runner:
         key = await self.check_environment()
         if key.scope != "READ-WRITE" or not key.enabled:
             raise RefusedError(
-                f"this API key is {key.scope or 'disabled'}: it can look but not buy; use a "
-                f"READ-WRITE key; nothing was sent"
+                _(
+                    "this API key is {scope}: it can look but not buy; use a READ-WRITE key; "
+                    "nothing was sent"
+                ).format(scope=key.scope or _("disabled"))
             )
         self.journal.set_meta(environment=key.type)
         resend = await self.settle_uncertain()
@@ -191,13 +197,17 @@ class Runner:
         max_total = self.ctx.options.max_total
         if max_total is not None and face > max_total:
             raise RefusedError(
-                f"this run would send {face:,.2f} DA of top-ups, more than --max-total "
-                f"{max_total:,.2f} DA; nothing was sent"
+                _(
+                    "this run would send {face} DA of top-ups, more than --max-total {cap} DA; "
+                    "nothing was sent"
+                ).format(face=money(face), cap=money(max_total))
             )
         if todo and cost > balance:
             raise RefusedError(
-                f"the balance is {balance:,.2f} DA but the {todo} rows left to send cost "
-                f"{cost:,.2f} DA; add funds or split the sheet; nothing was sent"
+                _(
+                    "the balance is {balance} DA but the {n} rows left to send cost {cost} DA; "
+                    "add funds or split the sheet; nothing was sent"
+                ).format(balance=money(balance), n=todo, cost=money(cost))
             )
         return Preflight(
             key.type, key.scope, balance, todo, face, cost,
@@ -262,10 +272,17 @@ class Runner:
 
 def auth_refusal(e: AuthError) -> str:
     """One wording for a refused key everywhere, with what the provider says of it."""
-    tail = ""
     attempts = e.details.get("attemptsLeft") if e.details else None
     if attempts is not None:
-        tail = f"; {attempts} attempts left before this address is blocked for 15 minutes"
-    elif e.code == "IP_BLOCKED":
-        tail = "; wait 15 minutes before trying again, with the right key"
-    return f"the API refused the key ({e.code}: {e.message}){tail}; nothing was sent"
+        return _(
+            "the API refused the key ({code}: {message}); {attempts} attempts left before this "
+            "address is blocked for 15 minutes; nothing was sent"
+        ).format(code=e.code, message=e.message, attempts=attempts)
+    if e.code == "IP_BLOCKED":
+        return _(
+            "the API refused the key ({code}: {message}); wait 15 minutes before trying again, "
+            "with the right key; nothing was sent"
+        ).format(code=e.code, message=e.message)
+    return _("the API refused the key ({code}: {message}); nothing was sent").format(
+        code=e.code, message=e.message
+    )

@@ -28,6 +28,7 @@ from .config import Settings
 from .context import RunOptions
 from .errors import BulkTopupError, InvalidRowsError, RefusedError, UsageError
 from .history import History
+from .i18n import _
 from .journal import FINAL, Journal, Row, RowState, open_batch
 from .models import mask
 from .notify import BatchNews, Delivery, news_from_journal, notify_url, send, worth_telling
@@ -139,8 +140,10 @@ def same_api(journal: Journal, api_url: str) -> None:
     started = journal.get_meta("api_url")
     if started and started != api_url:
         raise RefusedError(
-            f"this batch was started against {started}, not {api_url}: its orders exist only "
-            f"there; use the same --api-url, or a new --batch key; nothing was sent"
+            _(
+                "this batch was started against {started}, not {api_url}: its orders exist only "
+                "there; use the same --api-url, or a new --batch key; nothing was sent"
+            ).format(started=started, api_url=api_url)
         )
 
 
@@ -185,7 +188,9 @@ def _result(
         counts=counts,
         facts=facts,
         cards=len(cards),
-        cards_shown=[f"row {row}: {mask(code)}" for row, code in cards[:5]],
+        cards_shown=[
+            _("row {row}: {code}").format(row=row, code=mask(code)) for row, code in cards[:5]
+        ],
         next_steps=next_steps(batch, settings.state_dir, code),
         stop_reason=outcome.stop_reason if outcome else journal.get_meta("stop_reason") or None,
     )
@@ -205,7 +210,7 @@ def write_batch_results(journal: Journal, path: Path, report: ReportSettings | N
 
 async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> Outcome:
     if not hooks.confirm(facts):
-        raise RefusedError(f"{what} not confirmed; nothing was sent")
+        raise RefusedError(_("{command} not confirmed; nothing was sent").format(command=what))
     runner.progress = hooks.progress
     hooks.started(runner)
     return await runner.execute()
@@ -239,9 +244,11 @@ def tell_refusal(
 
 def _empty_batch(batch: str) -> NothingToSend:
     return NothingToSend(
-        f"batch {batch!r} holds no rows (the run that created it stopped before the sheet's rows "
-        f"were written); run the sheet again: bulk-topup run SHEET --batch {shlex.quote(batch)}, "
-        f"or discard it: bulk-topup discard --batch {shlex.quote(batch)}"
+        _(
+            "batch {batch!r} holds no rows (the run that created it stopped before the sheet's "
+            "rows were written); run the sheet again: bulk-topup run SHEET --batch {key}, or "
+            "discard it: bulk-topup discard --batch {key}"
+        ).format(batch=batch, key=shlex.quote(batch))
     )
 
 
@@ -306,15 +313,17 @@ async def _admit(
     hooks.validated(sheet, validation)
     if validation.invalid and not request.skip_invalid:
         raise InvalidRowsError(
-            f"{len(validation.invalid)} invalid rows; nothing was sent (fix them, or "
-            f"pass --skip-invalid to send the valid rows only)",
+            _(
+                "{n} invalid rows; nothing was sent (fix them, or pass --skip-invalid to "
+                "send the valid rows only)"
+            ).format(n=len(validation.invalid)),
             validation.invalid,
         )
     if not validation.valid:
         raise NothingToSend(
-            "the sheet has no order rows below its header; nothing was sent"
+            _("the sheet has no order rows below its header; nothing was sent")
             if not validation.orders
-            else "no row of the sheet is valid; nothing was sent"
+            else _("no row of the sheet is valid; nothing was sent")
         )
     # Before any call that could send: the approved plan and the policy's caps.
     authorised = await authorise_run(
@@ -434,7 +443,7 @@ def batches_needing_reconcile(state_dir: Path) -> list[str]:
     from .journal import list_batches
 
     keys = []
-    for key, _, counts, _ in list_batches(state_dir):
+    for key, _path, counts, _meta in list_batches(state_dir):
         sent = {s for s, n in counts.items() if n} - {S.PLANNED.value, S.INVALID.value}
         if not sent:
             continue
@@ -469,8 +478,10 @@ def discard_batch(state_dir: Path, batch: str) -> int:
         sent = {s for s, n in counts.items() if n} - {S.PLANNED.value, S.INVALID.value}
         if sent:
             raise UsageError(
-                f"batch {batch!r} has sent rows ({', '.join(sorted(sent))}): its journal is the "
-                f"record of what was paid and is kept; nothing was discarded"
+                _(
+                    "batch {batch!r} has sent rows ({states}): its journal is the record of what "
+                    "was paid and is kept; nothing was discarded"
+                ).format(batch=batch, states=", ".join(sorted(sent)))
             )
         rows = sum(counts.values())
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 from .clock import Clock
 from .journal import PROVIDER_FINAL, PROVIDER_PARKED, Journal, Row, RowState
 from .models import GiftOrder, TopupStatus
+from .texts import REFUNDED
 
 S = RowState
 
@@ -174,7 +175,7 @@ class Settler:
             self.schedule.again(row.idx)
             return
         if target == S.REFUNDED and row.kind == "mobile" and not fields.get("refund_message"):
-            fields["error_message"] = "refunded by the provider"
+            fields["error_message"] = REFUNDED
         if target == row.state and row.provider_status == provider_status:
             self.schedule.drop(row.idx)  # a parked row re-checked, unchanged
             return

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SheetError
+from .i18n import N_, _
+from .i18n import number as grouped
 from .readers import (
     MAX_CELLS,
     MAX_COLUMNS,
@@ -96,7 +98,7 @@ REQUIRED: dict[str, list[tuple[str, ...]]] = {
     "giftcard": [("product_id",), ("type_id",)],
 }
 #: In the user's words, for the message of a sheet whose header names no kind in full.
-NEEDS = (
+NEEDS = N_(
     "for mobile top-ups a phone number and a plan (Numéro, Offre, and Montant for plans with a "
     "free amount); for internet cards a type, a line number and a value (Type, N° de ligne, "
     "Valeur); for gift cards a product and a card type (Produit, Type de carte, Quantité)"
@@ -175,46 +177,64 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> Sheet:
         with path.open("rb") as f:
             head = f.read(4096)
     except FileNotFoundError:
-        raise SheetError(f"{path}: no such file") from None
+        raise SheetError(_("{path}: no such file").format(path=path)) from None
     except IsADirectoryError:
-        raise SheetError(f"{path} is a folder, not an order sheet") from None
+        raise SheetError(_("{path} is a folder, not an order sheet").format(path=path)) from None
     except OSError as e:
-        raise SheetError(f"{path}: cannot be read ({e.strerror})") from None
+        raise SheetError(
+            _("{path}: cannot be read ({reason})").format(path=path, reason=e.strerror)
+        ) from None
     if not head:
-        raise SheetError(f"{path} is empty")
+        raise SheetError(_("{path} is empty").format(path=path))
     if head.startswith((ZIP_MAGIC, OLE_MAGIC)):
         return _to_sheet(path, read_workbook(path, head, sheet))
     _refuse_other_formats(path, head)
     if sheet:
-        raise SheetError(f"{path} is a CSV file: it has no sheets, so --sheet does not apply")
+        raise SheetError(
+            _("{path} is a CSV file: it has no sheets, so --sheet does not apply").format(path=path)
+        )
     return _read_csv(path)
 
 
 def _refuse_other_formats(path: Path, head: bytes) -> None:
     """Files that are not CSV but would otherwise be read as one, each named for what it is."""
     if head[:2] in (b"\x09\x00", b"\x09\x02", b"\x09\x04") and len(head) >= 6:
-        raise SheetError(f"{path} is in an old Excel format (Excel 2.1 to 4.0): {SAVE_AS_XLSX}")
+        raise SheetError(
+            _("{path} is in an old Excel format (Excel 2.1 to 4.0): {fix}").format(
+                path=path, fix=_(SAVE_AS_XLSX)
+            )
+        )
     if head.startswith(b"%PDF"):
-        raise SheetError(f"{path} is a PDF document, not a spreadsheet")
+        raise SheetError(_("{path} is a PDF document, not a spreadsheet").format(path=path))
     if head.startswith(b"{\\rtf"):
-        raise SheetError(f"{path} is a Rich Text document, not a spreadsheet")
+        raise SheetError(_("{path} is a Rich Text document, not a spreadsheet").format(path=path))
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return  # UTF-16 text: Excel's "Unicode Text"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<?xml") or text.startswith(b"<workbook"):
         if b"urn:schemas-microsoft-com:office:spreadsheet" in head or b"excel.sheet" in text:
-            raise SheetError(f"{path} is an XML Spreadsheet 2003 file: {SAVE_AS_XLSX}")
-        raise SheetError(f"{path} is an XML file, not a spreadsheet bulk-topup can read")
+            raise SheetError(
+                _("{path} is an XML Spreadsheet 2003 file: {fix}").format(
+                    path=path, fix=_(SAVE_AS_XLSX)
+                )
+            )
+        raise SheetError(
+            _("{path} is an XML file, not a spreadsheet bulk-topup can read").format(path=path)
+        )
     if text.startswith((b"<!doctype html", b"<html", b"<table", b"<meta", b"<head")):
         raise SheetError(
-            f"{path} is a web page (HTML) with a spreadsheet's name, as some systems export "
-            f"them: {SAVE_AS_XLSX}"
+            _(
+                "{path} is a web page (HTML) with a spreadsheet's name, as some systems export "
+                "them: {fix}"
+            ).format(path=path, fix=_(SAVE_AS_XLSX))
         )
     if text.startswith(b"id;p"):
-        raise SheetError(f"{path} is a SYLK file: {SAVE_AS_XLSX}")
+        raise SheetError(_("{path} is a SYLK file: {fix}").format(path=path, fix=_(SAVE_AS_XLSX)))
     controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
     if controls > max(8, len(head) // 20):
-        raise SheetError(f"{path} is not a CSV or Excel file (it holds binary data)")
+        raise SheetError(
+            _("{path} is not a CSV or Excel file (it holds binary data)").format(path=path)
+        )
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -232,7 +252,9 @@ def _decode(path: Path, raw: bytes) -> tuple[str, str]:
         try:
             return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
-            raise SheetError(f"{path} starts as UTF-16 text but is damaged further on") from None
+            raise SheetError(
+                _("{path} starts as UTF-16 text but is damaged further on").format(path=path)
+            ) from None
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as e:
@@ -240,29 +262,37 @@ def _decode(path: Path, raw: bytes) -> tuple[str, str]:
     line = raw.count(b"\n", 0, bad) + 1
     if raw.startswith(b"\xef\xbb\xbf") or _UTF8_MULTIBYTE.search(raw):
         raise SheetError(
-            f"{path} mixes two text encodings: line {line} is not UTF-8 while other lines are "
-            f"(accents would come out wrong, as in AmÃ©lie); open it in Excel and save it again "
-            f'as "CSV UTF-8"'
+            _(
+                "{path} mixes two text encodings: line {line} is not UTF-8 while other lines are "
+                "(accents would come out wrong, as in AmÃ©lie); open it in Excel and save it "
+                'again as "CSV UTF-8"'
+            ).format(path=path, line=line)
         )
     try:
         return raw.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
         raise SheetError(
-            f"{path}: the text is neither UTF-8 nor Windows-1252 (line {line}); save it again "
-            f'as "CSV UTF-8"'
+            _(
+                "{path}: the text is neither UTF-8 nor Windows-1252 (line {line}); save it again "
+                'as "CSV UTF-8"'
+            ).format(path=path, line=line)
         ) from None
 
 
 def _read_csv(path: Path) -> Sheet:
     if path.stat().st_size > MAX_CSV_BYTES:
-        raise SheetError(f"{path} is larger than {MAX_CSV_BYTES // 2**20} MB; split it")
+        raise SheetError(
+            _("{path} is larger than {mb} MB; split it").format(
+                path=path, mb=grouped(MAX_CSV_BYTES // 2**20)
+            )
+        )
     raw = path.read_bytes()
     text, encoding = _decode(path, raw)
     del raw
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text.strip():
-        raise SheetError(f"{path} is empty")
+        raise SheetError(_("{path} is empty").format(path=path))
     delimiter = _sniff_delimiter(text)
     grid = _csv_rows(path, text, delimiter)
     del text
@@ -283,24 +313,41 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
                 row.pop()
             if len(row) > MAX_COLUMNS:
                 raise SheetError(
-                    f"{path}, line {reader.line_num}: {len(row):,} columns, more than the "
-                    f"{MAX_COLUMNS:,} an order sheet may have (is this the right file?)"
+                    _(
+                        "{path}, line {line}: {n} columns, more than the {most} an order sheet "
+                        "may have (is this the right file?)"
+                    ).format(
+                        path=path,
+                        line=reader.line_num,
+                        n=grouped(len(row)),
+                        most=grouped(MAX_COLUMNS),
+                    )
                 )
             cells += len(row)
             if len(grid) >= MAX_ROWS or cells > MAX_CELLS:
                 raise SheetError(
-                    f"{path} has more than {min(MAX_ROWS, len(grid)):,} rows or "
-                    f"{MAX_CELLS:,} cells, beyond what an order sheet may have; split it"
+                    _(
+                        "{path} has more than {rows} rows or {cells} cells, beyond what an order "
+                        "sheet may have; split it"
+                    ).format(
+                        path=path, rows=grouped(min(MAX_ROWS, len(grid))), cells=grouped(MAX_CELLS)
+                    )
                 )
             grid.append(row)
     except csv.Error as e:
         line = reader.line_num
         if "field limit" in str(e):
             raise SheetError(
-                f"{path}, line {line}: one cell holds more than {csv.field_size_limit():,} "
-                f"characters, which no order sheet needs (is this the right file?)"
+                _(
+                    "{path}, line {line}: one cell holds more than {n} characters, which no order "
+                    "sheet needs (is this the right file?)"
+                ).format(path=path, line=line, n=grouped(csv.field_size_limit()))
             ) from None
-        raise SheetError(f"{path}, line {line}: not well-formed CSV ({e})") from None
+        raise SheetError(
+            _("{path}, line {line}: not well-formed CSV ({reason})").format(
+                path=path, line=line, reason=e
+            )
+        ) from None
     return grid
 
 
@@ -331,7 +378,7 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _where(path: Path, name: str) -> str:
-    return f"sheet {name!r} of {path}" if name else str(path)
+    return _("sheet {name!r} of {path}").format(name=name, path=path) if name else str(path)
 
 
 def _others(grid: Grid) -> str:
@@ -339,9 +386,8 @@ def _others(grid: Grid) -> str:
     others = [i for i in grid.sheets if i.name != grid.name]
     if not others:
         return ""
-    return (
-        f"; the workbook's other sheets: {', '.join(i.describe() for i in others)} "
-        f"(name the one to read with --sheet)"
+    return _("; the workbook's other sheets: {sheets} (name the one to read with --sheet)").format(
+        sheets=", ".join(i.describe() for i in others)
     )
 
 
@@ -363,14 +409,22 @@ def _to_sheet(path: Path, grid: Grid) -> Sheet:
             best = (len(found), i)
     if header_index is None:
         if not any(any(cell_text(c) for c in row) for row in rows):
-            raise SheetError(f"{where} is empty{_others(grid)}")
+            raise SheetError(
+                _("{where} is empty{others}").format(where=where, others=_others(grid))
+            )
         near = ""
         if best[1] >= 0:
             named = [t for t in map(cell_text, rows[best[1]]) if t and canonical(t)]
-            near = f" (row {best[1] + 1} has {', '.join(named)}, which is not enough)"
+            near = _(" (row {row} has {named}, which is not enough)").format(
+                row=best[1] + 1, named=", ".join(named)
+            )
         raise SheetError(
-            f"{where} has no header row naming the columns of an order sheet in its first "
-            f"{HEADER_SCAN_ROWS} rows{near}. An order sheet needs, {NEEDS}{_others(grid)}"
+            _(
+                "{where} has no header row naming the columns of an order sheet in its first {n} "
+                "rows{near}. An order sheet needs, {needs}{others}"
+            ).format(
+                where=where, n=HEADER_SCAN_ROWS, near=near, needs=_(NEEDS), others=_others(grid)
+            )
         )
     header_number = header_index + 1
     headers = [cell_text(c) for c in rows[header_index]]
@@ -404,10 +458,8 @@ def _to_sheet(path: Path, grid: Grid) -> Sheet:
     sheet = Sheet(path, grid.name, headers, columns, out, header_number, notes=list(grid.notes))
     carried = [sheet.labels[c] for c in sheet.extra_columns]
     if carried:
-        sheet.notes.append(
-            "columns carried through to the results unchanged (not order columns): "
-            + ", ".join(carried)
-        )
+        note = _("columns carried through to the results unchanged (not order columns): {columns}")
+        sheet.notes.append(note.format(columns=", ".join(carried)))
     return sheet
 
 
@@ -421,15 +473,20 @@ def _columns(path: Path, name: str, headers: list[str], header_number: int) -> l
     first: dict[str, int] = {}
     for i, header in enumerate(headers):
         canon = canonical(header) if header else None
-        name_ = canon or header or f"column {column_letters(i)}"
+        name_ = canon or header or f"column {column_letters(i)}"  # a key, never shown
         if name_ in first:
             if canon:
                 j = first[name_]
                 raise SheetError(
-                    f"{_where(path, name)}, row {header_number}: columns {column_letters(j)} "
-                    f"({headers[j]!r}) and {column_letters(i)} ({header!r}) both mean "
-                    f"{canon!r}; keep one"
-                )
+                    _(
+                        "{where}, row {row}: columns {first} ({first_header!r}) and {second} "
+                        "({second_header!r}) both mean {column!r}; keep one"
+                    ).format(
+                        where=_where(path, name), row=header_number, first=column_letters(j),
+                        first_header=headers[j], second=column_letters(i), second_header=header,
+                        column=canon,
+                    )
+                )  # fmt: skip
             k = 2
             while f"{name_} ({k})" in first:
                 k += 1
@@ -446,12 +503,18 @@ def _refuse_controls(where: str, number: int, texts: list[str], headers: list[st
         m = _CONTROL.search(text)
         if m:
             header = headers[j] if j < len(headers) and headers[j] else None
-            column = f"column {column_letters(j)}" + (f" ({header})" if header else "")
+            column = (
+                _("column {letters} ({header})").format(letters=column_letters(j), header=header)
+                if header
+                else _("column {letters}").format(letters=column_letters(j))
+            )
             code = ord(m.group())
-            what = "NUL" if code == 0 else f"code {code}"
+            what = "NUL" if code == 0 else _("code {n}").format(n=code)
             raise SheetError(
-                f"{where}, row {number}, {column}: holds a control character ({what}), which "
-                f"has no place in an order sheet; is the file damaged, or not a spreadsheet?"
+                _(
+                    "{where}, row {row}, {column}: holds a control character ({what}), which has "
+                    "no place in an order sheet; is the file damaged, or not a spreadsheet?"
+                ).format(where=where, row=number, column=column, what=what)
             )
 
 

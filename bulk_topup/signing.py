@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import UsageError
+from .i18n import _
 from .planfile import Plan, signatures_path
 from .statedir import config_dir
 
@@ -48,23 +49,31 @@ def public_key_text(key: Ed25519PublicKey) -> str:
     return KEY_PREFIX + base64.b64encode(raw).decode("ascii")
 
 
-def parse_public_key(text: str, where: str = "the public key") -> Ed25519PublicKey:
+def parse_public_key(text: str, where: str | None = None) -> Ed25519PublicKey:
     """`ed25519:<base64 of 32 bytes>` as `keys new` prints it. Raises UsageError."""
+    where = where or _("the public key")
     text = text.strip()
     if not text.startswith(KEY_PREFIX):
-        raise UsageError(f"{where} must start with {KEY_PREFIX} (as bulk-topup keys new prints it)")
+        raise UsageError(
+            _("{where} must start with {prefix} (as bulk-topup keys new prints it)").format(
+                where=where, prefix=KEY_PREFIX
+            )
+        )
     try:
         raw = base64.b64decode(text[len(KEY_PREFIX) :], validate=True)
         return Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError):
-        raise UsageError(f"{where} is not a valid Ed25519 public key") from None
+        raise UsageError(
+            _("{where} is not a valid Ed25519 public key").format(where=where)
+        ) from None
 
 
 def _check_name(name: str) -> None:
     if not KEY_NAME_RE.match(name):
         raise UsageError(
-            f"{name!r} cannot name a key: use letters, digits, '.', '_' or '-' (at most 64)"
-        )
+            _("{name!r} cannot name a key: use letters, digits, '.', '_' or '-' (at most 64)")
+            .format(name=name)
+        )  # fmt: skip
 
 
 def new_key(name: str) -> tuple[Path, str]:
@@ -86,8 +95,10 @@ def new_key(name: str) -> tuple[Path, str]:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         raise UsageError(
-            f"a key named {name} already exists ({path}); a key is never overwritten: choose "
-            f"another name, or remove the old key yourself if it is really to go"
+            _(
+                "a key named {name} already exists ({path}); a key is never overwritten: choose "
+                "another name, or remove the old key yourself if it is really to go"
+            ).format(name=name, path=path)
         ) from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
@@ -109,28 +120,42 @@ def load_signing_key(name: str | None) -> tuple[str, Ed25519PrivateKey]:
             name = _os_user()
         elif not found:
             raise UsageError(
-                f"no approval key in {folder}; make one with: bulk-topup keys new NAME"
+                _("no approval key in {folder}; make one with: bulk-topup keys new NAME").format(
+                    folder=folder
+                )
             )
         else:
-            raise UsageError(f"several keys in {folder} ({', '.join(found)}); pick one with --key")
+            raise UsageError(
+                _("several keys in {folder} ({names}); pick one with --key").format(
+                    folder=folder, names=", ".join(found)
+                )
+            )
     _check_name(name)
     path = folder / f"{name}.key"
     try:
         mode = path.stat().st_mode
         pem = path.read_bytes()
     except FileNotFoundError:
-        raise UsageError(f"no key named {name} in {folder} (bulk-topup keys new {name})") from None
+        raise UsageError(
+            _("no key named {name} in {folder} (bulk-topup keys new {name})").format(
+                name=name, folder=folder
+            )
+        ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UsageError(
-            f"the key file {path} can be read by other users, so a signature made with it proves "
-            f"nothing; chmod 600 it (and consider making a new key)"
+            _(
+                "the key file {path} can be read by other users, so a signature made with it "
+                "proves nothing; chmod 600 it (and consider making a new key)"
+            ).format(path=path)
         )
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise UsageError(f"{path} is not a private key bulk-topup can use") from None
+        raise UsageError(
+            _("{path} is not a private key bulk-topup can use").format(path=path)
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise UsageError(f"{path} is not an Ed25519 key")
+        raise UsageError(_("{path} is not an Ed25519 key").format(path=path))
     return name, key
 
 
@@ -171,7 +196,9 @@ def read_signatures(plan_path: str | Path) -> list[Any]:
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"the signatures file {path} cannot be read ({e})") from None
+        raise UsageError(
+            _("the signatures file {path} cannot be read ({reason})").format(path=path, reason=e)
+        ) from None
     found: list[Any] = []
     for line in lines:
         if line.strip():

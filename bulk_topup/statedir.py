@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from .errors import StateDirError
+from .i18n import _
 
 
 def default_state_dir() -> Path:
@@ -32,29 +33,41 @@ def prepare_state_dir(path: Path) -> Path:
         info = path.stat()  # follows a symlink: the folder that would hold the journals
     except FileExistsError:
         raise StateDirError(
-            f"the state dir {path} cannot be created: a file has that name"
+            _("the state dir {path} cannot be created: a file has that name").format(path=path)
         ) from None
     except OSError as e:
         raise StateDirError(
-            f"the state dir {path} cannot be created or read ({e.strerror})"
+            _("the state dir {path} cannot be created or read ({reason})").format(
+                path=path, reason=e.strerror
+            )
         ) from None
     if not stat.S_ISDIR(info.st_mode):
         raise StateDirError(
-            f"the state dir {path} is a file, not a folder; give another --state-dir"
+            _("the state dir {path} is a file, not a folder; give another --state-dir").format(
+                path=path
+            )
         )
     if info.st_uid != os.getuid():
         raise StateDirError(
-            f"the state dir {path} belongs to another user; journals and card codes must live in "
-            f"a folder of your own: give another --state-dir"
+            _(
+                "the state dir {path} belongs to another user; journals and card codes must live "
+                "in a folder of your own: give another --state-dir"
+            ).format(path=path)
         )
     if info.st_mode & stat.S_IWOTH:
         raise StateDirError(
-            f"the state dir {path} can be written by every user of this machine (like /tmp), so "
-            f"another user could alter its journals; give a folder of your own (--state-dir or "
-            f"BULK_TOPUP_STATE_DIR), or chmod o-w it yourself"
+            _(
+                "the state dir {path} can be written by every user of this machine (like /tmp), "
+                "so another user could alter its journals; give a folder of your own (--state-dir "
+                "or BULK_TOPUP_STATE_DIR), or chmod o-w it yourself"
+            ).format(path=path)
         )
     if not os.access(path, os.W_OK | os.X_OK):
-        raise StateDirError(f"the state dir {path} cannot be written to; give another --state-dir")
+        raise StateDirError(
+            _("the state dir {path} cannot be written to; give another --state-dir").format(
+                path=path
+            )
+        )
     return path
 
 
@@ -63,7 +76,9 @@ def private_folder(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
-        raise StateDirError(f"{path} cannot be created ({e.strerror})") from None
+        raise StateDirError(
+            _("{path} cannot be created ({reason})").format(path=path, reason=e.strerror)
+        ) from None
     return path
 
 

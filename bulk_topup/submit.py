@@ -37,6 +37,7 @@ from .errors import (
 from .journal import Row, RowState
 from .poll import Poller
 from .reconcile import Reconciler
+from .texts import BALANCE_RAN_OUT, KEY_REFUSED, SENDING_FAILED
 
 S = RowState
 FEED = 500  # PLANNED rows read from the journal at a time: a 100,000-row batch is never one list
@@ -157,9 +158,7 @@ class Submitter:
                 row.idx, S.PLANNED, "refused for balance; not sent",
                 error_code=e.code, error_message=e.message,
             )  # fmt: skip
-            guard.stop_sending(
-                "the balance ran out: the rows left were not sent; add funds, then resume"
-            )
+            guard.stop_sending(BALANCE_RAN_OUT)
             return False
         except AuthError as e:
             journal.transition(
@@ -167,7 +166,7 @@ class Submitter:
                 error_code=e.code, error_message=e.message,
             )  # fmt: skip
             guard.auth_refused = True
-            guard.request_stop(f"the API refused the key ({e.code}: {e.message})")
+            guard.request_stop(KEY_REFUSED.format(code=e.code, message=e.message))
             return False
         except RateLimited as e:
             journal.transition(row.idx, S.PLANNED, "rate limited; not processed", error_code=e.code)
@@ -196,7 +195,7 @@ class Submitter:
             return guard.spend_retry()
         except Exception as e:  # OutcomeUnknown, or anything unforeseen after the intent
             message = e.message if isinstance(e, OutcomeUnknown) else (
-                f"unexpected failure while sending ({type(e).__name__})")  # fmt: skip
+                SENDING_FAILED.format(name=type(e).__name__))  # fmt: skip
             guard.failure(message)
             row = journal.transition(
                 row.idx, S.UNCERTAIN, message, error_message=message,

@@ -106,8 +106,8 @@ async def test_refusals_speak_the_users_language(every_state: Kit, tmp_path: Pat
     )
     assert result.exit_code == 2
     assert result.output.strip() == (
-        "error: --format csv ne correspond pas à r.json, dont le nom dit json ; changez l'un des "
-        "deux"
+        "erreur : --format csv ne correspond pas à r.json, dont le nom dit json ; changez l'un "
+        "des deux"
     )
 
 
@@ -198,7 +198,7 @@ def test_time_zones_work_without_a_system_database() -> None:
 
 
 def test_a_run_says_its_last_lines_in_french(tmp_path: Path) -> None:
-    """The run's closing lines follow BULK_TOPUP_LANG (run itself has no --lang yet)."""
+    """The run's closing lines follow BULK_TOPUP_LANG (as they follow --lang)."""
     sheet = tmp_path / "orders.csv"
     sheet.write_text("Numéro,Offre,Montant,Nom\n0661234567,PREPAID_MOBILIS,500,Amina\n")
     result = CliRunner().invoke(

@@ -6,6 +6,10 @@ batches) and `serve` (the emulator).
 
 Every command builds its objects, calls one library function, and turns
 `BulkTopupError`s into a sentence and the exit code of DESIGN.md's contract.
+
+`--lang` (env BULK_TOPUP_LANG) is one option, defined here: given before the command
+(`bulk-topup --lang fr run ...`) or after it (`bulk-topup run ... --lang fr`), it sets the language
+of everything the command says and writes, for the command's duration.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import click
 
 from .. import __version__
 from ..errors import AuthError, BulkTopupError
+from ..i18n import ENV_LANGUAGE, LANGUAGES, _, normalise_language, use_language
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,9 +44,11 @@ QUICK_RETRY = _quick_retry()
 
 
 def fail(message: str, code: int) -> None:
+    """Say `message` (an API client's English sentence in the reader's language) and exit."""
     from ..config import redact
+    from ..texts import display
 
-    click.echo(f"error: {redact(message)}", err=True)
+    click.echo(_("error: {message}").format(message=redact(display(message))), err=True)
     sys.exit(code)
 
 
@@ -76,21 +83,23 @@ def handle_errors(fn: F) -> F:
             if isinstance(e, BulkTopupError):
                 fail(e.message, e.exit_code)
             if isinstance(e, KeyboardInterrupt):
-                fail("interrupted", EXIT_NOT_FINAL)
+                fail(_("interrupted"), EXIT_NOT_FINAL)
             state_dir = _state_dir_of(kwargs)
             batch = kwargs.get("batch") if fn.__name__ in BATCH_COMMANDS else None
-            sentence = describe(e) or (
-                f"an unexpected error stopped bulk-topup ({type(e).__name__}); what was "
-                f"committed to the journal is safe"
-            )
-            click.echo(f"error: {sentence}", err=True)
+            sentence = describe(e) or _(
+                "an unexpected error stopped bulk-topup ({name}); what was committed to the "
+                "journal is safe"
+            ).format(name=type(e).__name__)
+            click.echo(_("error: {message}").format(message=sentence), err=True)
             report = write_report(raised, state_dir)
             if batch:
                 _salvage(str(batch), state_dir)
             if report is not None:
                 click.echo(
-                    f"the details are in {report} (no key in it): keep it for whoever maintains "
-                    f"bulk-topup",
+                    _(
+                        "the details are in {path} (no key in it): keep it for whoever maintains "
+                        "bulk-topup"
+                    ).format(path=report),
                     err=True,
                 )
             # A batch command may have left rows open: 5 says "resume"; anything else is ours: 1.
@@ -127,13 +136,14 @@ def _salvage(key: str, state_dir: Path | None) -> None:
             out = journal.get_meta("out")
             code = exit_code_for(journal.counts())
             if out:
-                click.echo(f"results: {write_batch_results(journal, Path(out))}", err=True)
+                path = write_batch_results(journal, Path(out))
+                click.echo(_("results: {path}").format(path=path), err=True)
     except Exception:  # noqa: BLE001  (the journal itself is what failed: nothing more to do)
-        click.echo("the results could not be rewritten from the journal", err=True)
+        click.echo(_("the results could not be rewritten from the journal"), err=True)
         code = EXIT_NOT_FINAL
     steps = next_steps(key, state_dir, code)
     if steps:
-        click.echo(f"continue with: {steps[0]}", err=True)
+        click.echo(_("continue with: {command}").format(command=steps[0]), err=True)
 
 
 def api_options(fn: F) -> F:
@@ -210,8 +220,10 @@ def make_settings(kw: dict[str, Any]) -> Any:
     emulated = kw.get("emulator")
     if key_file and not emulated and Path(key_file).exists() and not key_file_is_private(key_file):
         click.secho(
-            f"warning: the key file {key_file} can be read by other users of this machine; "
-            f"chmod 600 it",
+            _(
+                "warning: the key file {path} can be read by other users of this machine; chmod "
+                "600 it"
+            ).format(path=key_file),
             fg="yellow",
             err=True,
         )
@@ -225,10 +237,64 @@ def make_settings(kw: dict[str, Any]) -> Any:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LanguageType(click.ParamType):
+    """`fr`, `en`, and locale names such as `fr_DZ.UTF-8`."""
+
+    name = "language"
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return "[" + "|".join(LANGUAGES) + "]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        language = normalise_language(str(value))
+        if language is None:
+            self.fail(f"{value!r} is not a language bulk-topup speaks ({', '.join(LANGUAGES)})")
+        return language
+
+
+def _speak(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Eager: the language is set before any other option is read, so their errors speak it too.
+    if value is not None:
+        ctx.with_resource(use_language(value))
+
+
+def language_option() -> click.Option:
+    """`--lang`: one option, on the group and on every command (see the module docstring).
+    Without it, env BULK_TOPUP_LANG decides (an unknown value there means English, never an
+    error in a cron job)."""
+    return click.Option(
+        ["--lang"],
+        type=LanguageType(),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_speak,
+        help=f"Language of the messages and of the files written: fr or en [env {ENV_LANGUAGE}; "
+        "default en]; before or after the command's name.",
+    )
+
+
+class SpeakingGroup(click.Group):
+    """A group whose commands (and subgroups' commands) all take `--lang`."""
+
+    group_class = type  # subgroups (`keys`) are SpeakingGroups too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "lang" for p in cmd.params):
+            cmd.params.append(language_option())
+        super().add_command(cmd, name)
+
+
+@click.group(
+    cls=SpeakingGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="bulk-topup")
 def main() -> None:
     """Turn an order sheet (CSV or Excel) into paid OneClickDz top-ups, never paying twice."""
+
+
+main.params.append(language_option())
 
 
 class GuardedOutput:
@@ -279,7 +345,7 @@ def entry() -> None:
     def note() -> None:
         if out.cut:
             with contextlib.suppress(OSError):
-                sys.stderr.write("note: the output was closed before it was all written\n")
+                sys.stderr.write(_("note: the output was closed before it was all written") + "\n")
 
     atexit.register(note)
     main()

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ..i18n import N_, _, money
 from . import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -55,11 +56,12 @@ def show_delivery(delivery: Any) -> None:
     if delivery is None:
         return
     if delivery.ok:
-        click.echo(f"notified: {delivery.detail}")
+        click.echo(_("notified: {where}").format(where=delivery.detail))
     else:
         click.secho(
-            f"warning: the notification was not delivered ({delivery.detail}); "
-            f"the exit code is unchanged",
+            _(
+                "warning: the notification was not delivered ({why}); the exit code is unchanged"
+            ).format(why=delivery.detail),
             fg="yellow",
             err=True,
         )
@@ -78,7 +80,7 @@ def tells_refusal(command: str) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except BulkTopupError as e:
-                batch = kwargs.get("batch") or "(all batches)"
+                batch = kwargs.get("batch") or _("(all batches)")
                 show_delivery(tell_refusal(kwargs.get("notify"), batch, command, e))
                 raise
 
@@ -91,53 +93,82 @@ def tells_refusal(command: str) -> Callable[[F], F]:
 
 
 def _money(value: float) -> str:
-    return f"{value:,.2f} DA"
+    return _("{amount} DA").format(amount=money(value))
 
 
 def show_plan(plan: Any, rows: int) -> None:
     """What an approver must see before signing: where, who, totals, the rows, the prices."""
     d = plan.data
     colour = "red" if d["environment"] == "PRODUCTION" else "cyan"
-    click.secho(f"plan {plan.digest}", bold=True)
-    click.echo(f"  batch {d['batch']}; sheet {d['sheet']['file']} (sha256 {d['sheet']['sha256']})")
-    click.secho(f"  {d['environment']} at {d['api_url']}", fg=colour, bold=True)
-    click.echo(f"  prepared by {d['prepared_by']} at {d['prepared_at']}")
+    click.secho(_("plan {digest}").format(digest=plan.digest), bold=True)
+    click.echo(
+        _("  batch {batch}; sheet {file} (sha256 {sha})").format(
+            batch=d["batch"], file=d["sheet"]["file"], sha=d["sheet"]["sha256"]
+        )
+    )
+    click.secho(
+        _("  {env} at {url}").format(env=d["environment"], url=d["api_url"]), fg=colour, bold=True
+    )
+    click.echo(
+        _("  prepared by {who} at {when}").format(who=d["prepared_by"], when=d["prepared_at"])
+    )
     t = d["totals"]
     click.echo(
-        f"  rows to send: {t['rows']}"
-        + (f"; {t['skipped']} invalid rows skipped" if t["skipped"] else "")
+        _("  rows to send: {n}").format(n=t["rows"])
+        + (_("; {n} invalid rows skipped").format(n=t["skipped"]) if t["skipped"] else "")
     )
     for kind, entry in sorted(t["per_kind"].items()):
-        click.echo(f"    {kind:<9} {entry['rows']:>6} rows {_money(entry['face_value']):>18} face "
-                   f"{_money(entry['cost']):>18} cost")  # fmt: skip
-    click.secho(
-        f"  total: {_money(t['face_value'])} face value, {_money(t['cost'])} cost", bold=True
-    )
-    shown = d["rows"][:rows]
-    if shown:
         click.echo(
-            f"  first {len(shown)} of {len(d['rows'])} rows:"
-            if len(shown) < len(d["rows"])
-            else "  rows:"
+            _("    {kind} {n} rows {face} face {cost} cost").format(
+                kind=f"{kind:<9}", n=f"{entry['rows']:>6}",
+                face=f"{_money(entry['face_value']):>18}", cost=f"{_money(entry['cost']):>18}",
+            )
+        )  # fmt: skip
+    click.secho(
+        _("  total: {face} face value, {cost} cost").format(
+            face=_money(t["face_value"]), cost=_money(t["cost"])
+        ),
+        bold=True,
+    )
+    listed = d["rows"][:rows]
+    if listed:
+        click.echo(
+            _("  first {n} of {total} rows:").format(n=len(listed), total=len(d["rows"]))
+            if len(listed) < len(d["rows"])
+            else _("  rows:")
         )
-    for r in shown:
+    for r in listed:
         who = " ".join(r["person"].values())
         what = (
-            f"{r['product']} {r['amount']} DA to {r['target']}"
+            _("{product} {amount} DA to {target}").format(
+                product=r["product"], amount=r["amount"], target=r["target"]
+            )
             if r["kind"] != "giftcard"
-            else f"{r['quantity']} x {r['label'] or r['product']}"
+            else _("{quantity} x {label}").format(
+                quantity=r["quantity"], label=r["label"] or r["product"]
+            )
         )
-        click.echo(f"    row {r['row']:>5}  {what:<44} {_money(r['face_value']):>14}  {who}")
-    if len(d["rows"]) > len(shown):
-        click.echo(f"    ... and {len(d['rows']) - len(shown)} more rows")
+        click.echo(
+            _("    row {row}  {what} {amount}  {who}").format(
+                row=f"{r['row']:>5}", what=f"{what:<44}", amount=f"{_money(r['face_value']):>14}",
+                who=who,
+            )
+        )  # fmt: skip
+    if len(d["rows"]) > len(listed):
+        click.echo(_("    ... and {n} more rows").format(n=len(d["rows"]) - len(listed)))
     for s in d.get("skipped", [])[:rows]:
-        click.secho(f"    row {s['row']:>5}  SKIPPED: {'; '.join(s['problems'])}", fg="yellow")
+        click.secho(
+            _("    row {row}  SKIPPED: {problems}").format(
+                row=f"{s['row']:>5}", problems="; ".join(s["problems"])
+            ),
+            fg="yellow",
+        )
     prices = "; ".join(
-        f"{key} {price if price is not None else 'face value'}"
+        f"{key} {price if price is not None else _('face value')}"
         for kind in sorted(d["prices"])
         for key, price in sorted(d["prices"][kind].items())
     )
-    click.echo(f"  prices: {prices}")
+    click.echo(_("  prices: {prices}").format(prices=prices))
 
 
 @main.command()
@@ -203,18 +234,27 @@ def plan(
     )
     path = write_plan(made, Path(out) if out else default_plan_path(sheet, batch))
     t = made.totals
-    click.echo(f"plan written: {path}")
+    click.echo(_("plan written: {path}").format(path=path))
     click.secho(
-        f"digest: {made.digest}   (read it to the approvers: approve shows the same)", bold=True
+        _("digest: {digest}   (read it to the approvers: approve shows the same)").format(
+            digest=made.digest
+        ),
+        bold=True,
     )
     click.echo(
-        f"batch {batch}, {ready.environment} at {settings.api_url}, prepared by {made.preparer}"
+        _("batch {batch}, {env} at {url}, prepared by {who}").format(
+            batch=batch, env=ready.environment, url=settings.api_url, who=made.preparer
+        )
     )
     kinds = ", ".join(f"{k} {v['rows']}" for k, v in sorted(t["per_kind"].items()))
-    skipped = f"; {t['skipped']} invalid rows skipped" if t["skipped"] else ""
-    click.echo(f"rows: {t['rows']} ({kinds}){skipped}")
-    click.echo(f"total: {_money(t['face_value'])} face value, {_money(t['cost'])} cost")
-    click.echo(f"nothing was sent; next: bulk-topup approve {path}")
+    skipped = _("; {n} invalid rows skipped").format(n=t["skipped"]) if t["skipped"] else ""
+    click.echo(_("rows: {n} ({kinds}){skipped}").format(n=t["rows"], kinds=kinds, skipped=skipped))
+    click.echo(
+        _("total: {face} face value, {cost} cost").format(
+            face=_money(t["face_value"]), cost=_money(t["cost"])
+        )
+    )
+    click.echo(_("nothing was sent; next: bulk-topup approve {path}").format(path=path))
 
 
 # --- approve and keys ----------------------------------------------------------------------------
@@ -248,28 +288,49 @@ def approve(
     if rules is not None:
         listed = rules.approver_of(public)
         if listed is None:
-            click.secho(f"warning: your key ({name}) is not among the approvers of {rules.path}: "
-                        f"this signature will not count there", fg="yellow", err=True)  # fmt: skip
+            click.secho(
+                _(
+                    "warning: your key ({name}) is not among the approvers of {policy}: this "
+                    "signature will not count there"
+                ).format(name=name, policy=rules.path),
+                fg="yellow",
+                err=True,
+            )
         elif listed.casefold() == made.preparer.casefold() and not rules.self_approval:
-            click.secho(f"warning: {made.preparer} prepared this plan; the policy does not let a "
-                        f"preparer approve their own plan, so the run will refuse it", fg="yellow",
-                        err=True)  # fmt: skip
+            click.secho(
+                _(
+                    "warning: {preparer} prepared this plan; the policy does not let a preparer "
+                    "approve their own plan, so the run will refuse it"
+                ).format(preparer=made.preparer),
+                fg="yellow",
+                err=True,
+            )
     done = [s for s in read_signatures(plan_file) if isinstance(s, dict)
             and s.get("public_key") == public and s.get("plan_sha256") == made.sha256]  # fmt: skip
     if done:
-        click.echo(f"already approved with key {name} at {done[0].get('signed_at')}; nothing to do")
+        click.echo(
+            _("already approved with key {name} at {when}; nothing to do").format(
+                name=name, when=done[0].get("signed_at")
+            )
+        )
         return
     if not yes:
         if not sys.stdin.isatty():
             raise RefusedError(
-                "approving needs a confirmation and there is no terminal to ask on; pass --yes "
-                "to approve from a script; nothing was signed"
+                _(
+                    "approving needs a confirmation and there is no terminal to ask on; pass "
+                    "--yes to approve from a script; nothing was signed"
+                )
             )
-        if not click.confirm(f"Approve plan {made.digest} as {name}?", default=False):
-            raise RefusedError("not confirmed; nothing was signed")
+        question = _("Approve plan {digest} as {name}?").format(digest=made.digest, name=name)
+        if not click.confirm(question, default=False):
+            raise RefusedError(_("not confirmed; nothing was signed"))
     line = sign(made, name, key, iso(datetime.now(UTC)))
     path = add_signature(plan_file, line)
-    click.secho(f"approved by {name}: signature added to {path}", fg="green")
+    click.secho(
+        _("approved by {name}: signature added to {path}").format(name=name, path=path),
+        fg="green",
+    )
 
 
 @main.group()
@@ -286,8 +347,16 @@ def keys_new(name: str) -> None:
     from ..signing import new_key
 
     path, line = new_key(name)
-    click.echo(f"private key: {path} (mode 0600; it never leaves this account: keep it so)")
-    click.echo(f"add this line under [approvers] in the policy ({config_dir() / 'policy.toml'}):")
+    click.echo(
+        _("private key: {path} (mode 0600; it never leaves this account: keep it so)").format(
+            path=path
+        )
+    )
+    click.echo(
+        _("add this line under [approvers] in the policy ({policy}):").format(
+            policy=config_dir() / "policy.toml"
+        )
+    )
     click.echo(line)
 
 
@@ -300,12 +369,21 @@ def keys_list() -> None:
     folder = keys_dir()
     found = sorted(folder.glob("*.pub")) if folder.is_dir() else []
     if not found:
-        click.echo(f"no keys in {folder} (bulk-topup keys new NAME makes one)")
+        click.echo(
+            _("no keys in {folder} (bulk-topup keys new NAME makes one)").format(folder=folder)
+        )
     for path in found:
         click.echo(path.read_text(encoding="utf-8").strip())
 
 
 # --- audit ---------------------------------------------------------------------------------------
+
+#: What the batch-level events record, in words (the journal keeps the English key).
+AUDIT_WHAT = {
+    "plan prepared": N_("plan prepared"),
+    "plan approved": N_("plan approved"),
+    "run started": N_("run started"),
+}
 
 
 @main.command()
@@ -333,51 +411,70 @@ def audit(batch: str, fmt: str, expect_head: str | None, state_dir: str) -> None
         data.update(path=str(report.path), intact=report.intact)
         click.echo(json.dumps(data, ensure_ascii=False, indent=1))
         sys.exit(EXIT_OK if report.intact else EXIT_INTERNAL)
-    click.echo(f"batch {batch}: {report.path}")
+    click.echo(_("batch {batch}: {path}").format(batch=batch, path=report.path))
     broken = report.chain_break
     if broken is None:
         click.secho(
-            f"hash chain: intact, {report.events} events, head {report.head[:16]}", fg="green"
+            _("hash chain: intact, {n} events, head {head}").format(
+                n=report.events, head=report.head[:16]
+            ),
+            fg="green",
         )
     else:
         click.secho(
-            f"hash chain: BROKEN at event {broken.event_id} ({broken.at}): {broken.why}\n"
-            f"  event {broken.event_id} now says: {broken.says}"
+            _("hash chain: BROKEN at event {id} ({at}): {why}\n  event {id} now says: {says}")
+            .format(id=broken.event_id, at=broken.at, why=broken.why, says=broken.says)
             + (
-                f"\n  {report.broken_events} events in all do not verify"
+                "\n  " + _("{n} events in all do not verify").format(n=report.broken_events)
                 if report.broken_events > 1
                 else ""
             ),
             fg="red",
             bold=True,
-        )
+        )  # fmt: skip
     if report.head_missing:
-        click.secho(f"hash chain: the head {report.head_missing} noted earlier is not in it: "
-                    f"events were cut off the end or rewritten", fg="red", bold=True)  # fmt: skip
+        click.secho(
+            _(
+                "hash chain: the head {head} noted earlier is not in it: events were cut off the "
+                "end or rewritten"
+            ).format(head=report.head_missing),
+            fg="red",
+            bold=True,
+        )
     for who in report.people:
-        click.echo(f"{who.what}: {who.who} at {who.at} ({who.detail})")
+        click.echo(
+            _("{what}: {who} at {at} ({detail})").format(
+                what=_(AUDIT_WHAT.get(who.what, who.what)), who=who.who, at=who.at,
+                detail=who.detail,
+            )
+        )  # fmt: skip
     if not report.people:
-        click.echo("no plan, approval or run recorded at batch level")
-    click.echo(f"sent: {report.sent} rows")
+        click.echo(_("no plan, approval or run recorded at batch level"))
+    click.echo(_("sent: {n} rows").format(n=report.sent))
     for state, entry in sorted(report.per_state.items()):
         click.echo(
-            f"  {state:<17} {int(entry['rows']):>6} rows {_money(entry['debited']):>18} debited"
-        )
+            _("  {state} {n} rows {debited} debited").format(
+                state=f"{state:<17}", n=f"{int(entry['rows']):>6}",
+                debited=f"{_money(entry['debited']):>18}",
+            )
+        )  # fmt: skip
     if report.disagreements:
         click.secho(
-            f"rows table: DISAGREES with the events ({len(report.disagreements)}):",
+            _("rows table: DISAGREES with the events ({n}):").format(n=len(report.disagreements)),
             fg="red",
             bold=True,
         )
         for line in report.disagreements[:20]:
             click.echo(f"  {line}")
         if len(report.disagreements) > 20:
-            click.echo(f"  ... and {len(report.disagreements) - 20} more")
+            click.echo(_("  ... and {n} more").format(n=len(report.disagreements) - 20))
     else:
-        click.secho("rows table: agrees with the events", fg="green")
+        click.secho(_("rows table: agrees with the events"), fg="green")
     if not report.intact:
         fail(
-            f"the journal of batch {batch} was altered after it was written (see above)",
+            _("the journal of batch {batch} was altered after it was written (see above)").format(
+                batch=batch
+            ),
             EXIT_INTERNAL,
         )
     sys.exit(EXIT_OK)

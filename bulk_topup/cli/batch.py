@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from ..i18n import _, money
+from ..texts import INTERRUPTED_BY, display
 from . import (
     EXIT_FAILED_ROWS,
     EXIT_INVALID,
@@ -54,12 +56,16 @@ class Progress:
         if self.tty:
             from tqdm import tqdm
 
+            sent, settled = _("sent"), _("settled")
+            width = max(len(sent), len(settled))
             self.sent = tqdm(
-                total=to_send, desc="sent   ", unit="row", file=sys.stderr, dynamic_ncols=True
-            )
+                total=to_send, desc=f"{sent:<{width}}", unit=_("row"), file=sys.stderr,
+                dynamic_ncols=True,
+            )  # fmt: skip
             self.settled = tqdm(
-                total=to_settle, desc="settled", unit="row", file=sys.stderr, dynamic_ncols=True
-            )
+                total=to_settle, desc=f"{settled:<{width}}", unit=_("row"), file=sys.stderr,
+                dynamic_ncols=True,
+            )  # fmt: skip
             self.bars = [self.sent, self.settled]
 
     def __call__(self, event: str, row: Any) -> None:
@@ -74,7 +80,7 @@ class Progress:
         if now - self._last >= self.interval:
             self._last = now
             parts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-            click.echo(f"progress: {parts}")
+            click.echo(_("progress: {counts}").format(counts=parts))
 
     def close(self) -> None:
         for bar in self.bars:
@@ -154,11 +160,13 @@ class CliHooks:
 
         if not sys.stdin.isatty():
             raise RefusedError(
-                f"{self.what} needs a confirmation and there is no terminal to ask on; pass "
-                f"--yes to run unattended (cron); nothing was sent"
+                _(
+                    "{command} needs a confirmation and there is no terminal to ask on; pass "
+                    "--yes to run unattended (cron); nothing was sent"
+                ).format(command=self.what)
             )
         try:
-            return click.confirm(f"Send these {facts.rows} top-ups?", default=False)
+            return click.confirm(_("Send these {n} top-ups?").format(n=facts.rows), default=False)
         except click.Abort:  # Ctrl-C or end of input at the prompt
             click.echo("")
             return False
@@ -182,27 +190,39 @@ class CliHooks:
 
 
 def _show_facts(facts: Any) -> None:
-    env = facts.key_type or "unknown"
-    colour = "red" if env == "PRODUCTION" else "cyan"
-    click.secho(f"environment: {env} key ({facts.key_scope})", fg=colour, bold=True)
-    line = (
-        f"to send: {facts.rows} rows, {facts.face_value:,.2f} DA face value, "
-        f"{facts.cost:,.2f} DA estimated cost; balance {facts.balance:,.2f} DA"
+    env = facts.key_type or _("unknown")
+    colour = "red" if facts.key_type == "PRODUCTION" else "cyan"
+    click.secho(
+        _("environment: {env} key ({scope})").format(env=env, scope=facts.key_scope),
+        fg=colour,
+        bold=True,
     )
+    line = _(
+        "to send: {n} rows, {face} DA face value, {cost} DA estimated cost; balance {balance} DA"
+    ).format(
+        n=facts.rows, face=money(facts.face_value), cost=money(facts.cost),
+        balance=money(facts.balance),
+    )  # fmt: skip
     if facts.resend:
-        line += f" ({facts.resend} of them checked with the provider: never placed, sent again)"
+        line += _(" ({n} of them checked with the provider: never placed, sent again)").format(
+            n=facts.resend
+        )
     click.echo(line)
     others = []
     if facts.already_done:
-        others.append(f"{facts.already_done} already final in this batch")
+        others.append(_("{n} already final in this batch").format(n=facts.already_done))
     if facts.in_flight:
-        others.append(f"{facts.in_flight} sent earlier and still being settled (not sent again)")
+        others.append(
+            _("{n} sent earlier and still being settled (not sent again)").format(n=facts.in_flight)
+        )
     if facts.to_check:
-        others.append(f"{facts.to_check} of unknown outcome (left for a person, not sent)")
+        others.append(
+            _("{n} of unknown outcome (left for a person, not sent)").format(n=facts.to_check)
+        )
     if facts.skipped_invalid:
-        others.append(f"{facts.skipped_invalid} invalid, skipped (never sent)")
+        others.append(_("{n} invalid, skipped (never sent)").format(n=facts.skipped_invalid))
     if others:
-        click.echo("not sent: " + "; ".join(others))
+        click.echo(_("not sent: {what}").format(what="; ".join(others)))
 
 
 async def _watch_signals(runner: Any) -> None:
@@ -218,14 +238,23 @@ async def _watch_signals(runner: Any) -> None:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if runner.stop_reason and runner.stop_reason.startswith("interrupted"):
-                    click.echo(f"\n{name} again: leaving at once; run resume later", err=True)
+                    click.echo(
+                        "\n"
+                        + _("{signal} again: leaving at once; run resume later").format(
+                            signal=name
+                        ),
+                        err=True,
+                    )
                     os._exit(EXIT_NOT_FINAL)
                 click.echo(
-                    f"\n{name}: stopping: no new rows; rows in flight settle into the journal "
-                    f"(again to leave at once)",
+                    "\n"
+                    + _(
+                        "{signal}: stopping: no new rows; rows in flight settle into the journal "
+                        "(again to leave at once)"
+                    ).format(signal=name),
                     err=True,
                 )
-                runner.request_stop(f"interrupted ({name})")
+                runner.request_stop(INTERRUPTED_BY.format(signal=name))  # stored in English
     except (ValueError, NotImplementedError):  # not the main thread: no signal handling
         await anyio.sleep_forever()
 
@@ -262,7 +291,9 @@ def _drive(call: Any, hooks: CliHooks) -> Any:
         return run_async(go())
     except KeyboardInterrupt:
         if hooks.runner is None:
-            raise RefusedError("interrupted before anything was sent; nothing was sent") from None
+            raise RefusedError(
+                _("interrupted before anything was sent; nothing was sent")
+            ) from None
         raise
     finally:
         hooks.close()
@@ -270,7 +301,6 @@ def _drive(call: Any, hooks: CliHooks) -> Any:
 
 def _report(result: Any, emulated: bool, report: Any = None) -> None:
     """The end of a run, resume or reconcile, in words; then the exit code."""
-    from ..i18n import _
     from ..report import sheet_name
 
     outcome = result.outcome
@@ -303,7 +333,7 @@ def _report(result: Any, emulated: bool, report: Any = None) -> None:
         else:
             click.echo(_("results: {path}").format(path=result.results))
     if result.stop_reason:
-        click.secho(_("stopped: {reason}").format(reason=result.stop_reason), fg="yellow")
+        click.secho(_("stopped: {reason}").format(reason=display(result.stop_reason)), fg="yellow")
     code = result.exit_code
     if code == EXIT_NOT_FINAL:
         resume, reconcile = result.next_steps
@@ -442,38 +472,50 @@ def _dry_run(settings: Any, request: Any) -> None:
     if found.validation.invalid and not request.skip_invalid:
         sys.exit(EXIT_INVALID)
     click.echo(
-        f"dry run: {found.key_type} key ({found.key_scope}); balance {found.balance:,.2f} DA; "
-        f"would send {found.to_send} rows, {found.face_value:,.2f} DA face value, "
-        f"{found.cost:,.2f} DA cost"
-    )
+        _(
+            "dry run: {type} key ({scope}); balance {balance} DA; would send {n} rows, {face} DA "
+            "face value, {cost} DA cost"
+        ).format(
+            type=found.key_type, scope=found.key_scope, balance=money(found.balance),
+            n=found.to_send, face=money(found.face_value), cost=money(found.cost),
+        )
+    )  # fmt: skip
     others = []
     if found.already_handled:
-        others.append(f"{found.already_handled} already sent in this batch")
+        others.append(_("{n} already sent in this batch").format(n=found.already_handled))
     if found.to_check:
         others.append(
-            f"{found.to_check} of unknown outcome, checked with the provider first "
-            f"(sent again only if it never got them)"
+            _(
+                "{n} of unknown outcome, checked with the provider first (sent again only if it "
+                "never got them)"
+            ).format(n=found.to_check)
         )
     if found.skipped_invalid:
-        others.append(f"{found.skipped_invalid} invalid, skipped")
+        others.append(_("{n} invalid, skipped").format(n=found.skipped_invalid))
     if others:
-        click.echo("not sent now: " + "; ".join(others))
+        click.echo(_("not sent now: {what}").format(what="; ".join(others)))
     for refusal in found.refusals:
-        click.secho(f"a run would refuse: {refusal}", fg="red")
+        click.secho(_("a run would refuse: {why}").format(why=refusal), fg="red")
     if found.unauthorised:
         raise RefusedError(found.unauthorised)
     if found.key_scope != "READ-WRITE":
-        raise RefusedError(f"this API key is {found.key_scope}: it can look but not buy")
+        raise RefusedError(
+            _("this API key is {scope}: it can look but not buy").format(scope=found.key_scope)
+        )
     if found.cost > found.balance:
         raise RefusedError(
-            f"the balance ({found.balance:,.2f} DA) does not cover {found.cost:,.2f} DA"
+            _("the balance ({balance} DA) does not cover {cost} DA").format(
+                balance=money(found.balance), cost=money(found.cost)
+            )
         )
     max_total = request.options.max_total
     if max_total is not None and found.face_value > max_total:
         raise RefusedError(
-            f"{found.face_value:,.2f} DA is more than --max-total {max_total:,.2f} DA"
+            _("{face} DA is more than --max-total {cap} DA").format(
+                face=money(found.face_value), cap=money(max_total)
+            )
         )
-    click.echo("nothing was sent")
+    click.echo(_("nothing was sent"))
     if found.refusals:
         sys.exit(EXIT_INVALID)
     if found.to_send == 0 and found.to_check == 0 and not found.already_handled:
@@ -545,28 +587,42 @@ def reconcile(batch: str | None, all_: bool, rate: float, notify: str | None, **
     from ..service import batches_needing_reconcile, reconcile_batch
 
     if bool(batch) == bool(all_):
-        raise UsageError("give --batch KEY or --all")
+        raise UsageError(_("give --batch KEY or --all"))
     report = report_settings(kw)
     settings = make_settings(kw)
     keys = [batch] if batch else batches_needing_reconcile(settings.state_dir)
     if all_ and not keys:
-        click.echo(f"no batch of {settings.state_dir} has rows left to settle")
+        click.echo(
+            _("no batch of {state_dir} has rows left to settle").format(
+                state_dir=settings.state_dir
+            )
+        )
     codes = []
     for key in keys:
         try:
             result = run_async(reconcile_batch(settings, key, rate, report, notify))
         except BatchLockedError as e:
-            click.secho(f"{key}: skipped: {e.message}", fg="yellow")
+            click.secho(
+                _("{batch}: skipped: {why}").format(batch=key, why=display(e.message)),
+                fg="yellow",
+            )
             codes.append(EXIT_LOCKED)
             continue
         except BulkTopupError as e:
             if batch:
                 raise
-            click.secho(f"{key}: skipped: {e.message}", fg="yellow")
+            click.secho(
+                _("{batch}: skipped: {why}").format(batch=key, why=display(e.message)),
+                fg="yellow",
+            )
             codes.append(e.exit_code)
             continue
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
-        click.echo(f"{key}: {counts}; results: {result.results}")
+        click.echo(
+            _("{batch}: {counts}; results: {path}").format(
+                batch=key, counts=counts, path=result.results
+            )
+        )
         show_delivery(result.notified)
         codes.append(result.exit_code)
     sys.exit(max(codes, default=EXIT_OK))
@@ -607,13 +663,15 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
         )
         return
     click.echo(
-        f"batch {batch}: {rows} rows"
+        _("batch {batch}: {n} rows").format(batch=batch, n=rows)
         + (f" ({meta['environment']})" if meta.get("environment") else "")
     )
     if not rows:
         click.echo(
-            "  it holds no rows: the run that created it stopped before the sheet's rows were "
-            "written; run the sheet again, or discard the batch"
+            _(
+                "  it holds no rows: the run that created it stopped before the sheet's rows "
+                "were written; run the sheet again, or discard the batch"
+            )
         )
     for state, n in sorted(counts.items()):
         click.echo(f"  {state:<17} {n}")
@@ -666,10 +724,10 @@ def batches(state_dir: str) -> None:
 
     found = list_batches(Path(state_dir))
     if not found:
-        click.echo(f"no batches in {state_dir}")
+        click.echo(_("no batches in {state_dir}").format(state_dir=state_dir))
         return
-    for key, _, counts, meta in found:
-        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no rows"
+    for key, _path, counts, meta in found:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or _("no rows")
         when = meta.get("finished_at") or meta.get("created_at") or ""
         click.echo(f"{key:<30} {when:<25} {parts}")
 
@@ -686,8 +744,11 @@ def discard(batch: str, yes: bool, state_dir: str) -> None:
 
     if not yes:
         if not sys.stdin.isatty():
-            raise RefusedError("discard needs a confirmation; pass --yes")
-        if not click.confirm(f"Discard batch {batch!r} (nothing of it was sent)?", default=False):
-            raise RefusedError("not confirmed; nothing was discarded")
+            raise RefusedError(_("discard needs a confirmation; pass --yes"))
+        question = _("Discard batch {batch!r} (nothing of it was sent)?").format(batch=batch)
+        if not click.confirm(question, default=False):
+            raise RefusedError(_("not confirmed; nothing was discarded"))
     rows = discard_batch(Path(state_dir), batch)
-    click.echo(f"discarded batch {batch}: {rows} rows, none of them sent")
+    click.echo(
+        _("discarded batch {batch}: {n} rows, none of them sent").format(batch=batch, n=rows)
+    )

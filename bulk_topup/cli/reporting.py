@@ -1,60 +1,25 @@
-"""Options shared by the commands that write results: language, time zone, CSV dialect, card
-codes in custody. `run`, `resume` and `reconcile` take them as `report` does:
+"""Options shared by the commands that write results: time zone, CSV dialect, card codes in
+custody. `run`, `resume` and `reconcile` take them as `report` does:
 
-    @report_options            # adds --lang --tz --csv-dialect --codes-file --codes-password-file
+    @report_options            # adds --tz --csv-dialect --codes-file --codes-password-file
     def run(..., **kw):
         report = report_settings(kw, out=result_path)   # before anything is sent
         ...
         write_results(journal, out, fmt, settings=report)
 
-`--lang` alone (`language_option`) suits any command: it sets the language of the command's
-messages and files for its duration.
+The language (`--lang`) is every command's: see `cli/__init__.py`.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..i18n import ENV_LANGUAGE, LANGUAGES, _, normalise_language, use_language
+from ..i18n import _
 from ..report.settings import CSV_DIALECTS, DEFAULT_TZ, ENV_PASSWORD, ENV_TZ
 from . import F
-
-
-class LanguageType(click.ParamType):
-    """`fr`, `en`, and locale names such as `fr_DZ.UTF-8` (a `LANG`-like value in the env)."""
-
-    name = "language"
-
-    def get_metavar(self, param: Any, ctx: Any = None) -> str:
-        return "[" + "|".join(LANGUAGES) + "]"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> str:
-        language = normalise_language(str(value))
-        if language is None:
-            self.fail(f"{value!r} is not a language bulk-topup speaks ({', '.join(LANGUAGES)})")
-        return language
-
-
-def language_option(fn: F) -> F:
-    """`--lang` (env BULK_TOPUP_LANG): the command speaks that language while it runs."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, lang: str | None = None, **kwargs: Any) -> Any:
-        with use_language(lang):
-            return fn(*args, **kwargs)
-
-    return click.option(
-        "--lang",
-        type=LanguageType(),
-        envvar=ENV_LANGUAGE,
-        default=None,
-        help=f"Language of the messages and of the files written: fr or en [env {ENV_LANGUAGE}; "
-        f"default en].",
-    )(wrapper)  # type: ignore[return-value]
 
 
 def csv_dialect_option(fn: F) -> F:
@@ -97,7 +62,7 @@ def report_options(fn: F) -> F:
     ]
     for option in reversed(options):
         fn = option(fn)
-    return language_option(fn)
+    return fn
 
 
 def report_settings(kw: dict[str, Any], out: str | Path | None = None) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..errors import UsageError
+from ..i18n import _
 from . import handle_errors, main
 
 
@@ -18,7 +19,9 @@ def _variant(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
     for value in values:
         name, sep, setting = value.partition("=")
         if not sep or not name.strip():
-            raise click.BadParameter(f"{value!r} is not NAME=VALUE (e.g. pagination=meta)")
+            raise click.BadParameter(
+                _("{value!r} is not NAME=VALUE (e.g. pagination=meta)").format(value=value)
+            )
         chosen[name.strip()] = setting.strip()
     return chosen
 
@@ -28,11 +31,13 @@ def listen(host: str, port: int) -> socket.socket:
     (`UsageError`, exit 2), not a banner followed by the server's own traceback. The socket is
     handed to uvicorn as it is, so no other program can take the port in between."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
+        family, kind, proto, _name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror:
-        raise UsageError(f"cannot listen on {host}: no such host or address") from None
+        raise UsageError(
+            _("cannot listen on {host}: no such host or address").format(host=host)
+        ) from None
     sock = socket.socket(family, kind, proto)
     # As uvicorn does: a port left in TIME_WAIT by a previous run can be bound again at once;
     # a port another program listens on still cannot.
@@ -43,14 +48,21 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         if e.errno == errno.EADDRINUSE:
             raise UsageError(
-                f"port {port} on {host} is already in use (another emulator?): stop that "
-                "program or choose another --port"
+                _(
+                    "port {port} on {host} is already in use (another emulator?): stop that "
+                    "program or choose another --port"
+                ).format(port=port, host=host)
             ) from None
         if e.errno == errno.EACCES:
             raise UsageError(
-                f"not allowed to listen on port {port} on {host}: choose a port above 1023"
-            ) from None
-        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+                _("not allowed to listen on port {port} on {host}: choose a port above 1023")
+                .format(port=port, host=host)
+            ) from None  # fmt: skip
+        raise UsageError(
+            _("cannot listen on {host}:{port}: {reason}").format(
+                host=host, port=port, reason=e.strerror or e
+            )
+        ) from None
     return sock
 
 
@@ -164,7 +176,7 @@ def emulator(
     try:
         readings.update(variants)
     except ValueError as e:
-        raise UsageError(f"--variant: {e}") from None
+        raise UsageError(_("--variant: {reason}").format(reason=e)) from None
     world = World(
         clock=SystemClock(speed),
         balance=balance,

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..i18n import _, money, shown
 from . import (
     EXIT_INVALID,
     EXIT_NOT_FINAL,
@@ -19,7 +20,7 @@ from . import (
     make_settings,
     run_async,
 )
-from .reporting import csv_dialect_option, language_option
+from .reporting import csv_dialect_option
 
 
 @main.command()
@@ -98,21 +99,24 @@ def validation_json(result: Any) -> dict[str, Any]:
         "rows": rows,
         "skipped": [{"row": p.row, **_problem_json(p)} for p in result.skipped],
         "sheet_notes": result.sheet_notes,
-        "summary": {**result.summary, "catalog_notes": result.catalog_notes},
+        "summary": {
+            **result.summary,
+            "skipped": [{"row": p.row, "why": shown(p.message)} for p in result.skipped],
+            "catalog_notes": result.catalog_notes,
+        },
     }
 
 
 def _problem_json(p: Any) -> dict[str, Any]:
-    """A problem with the column as the user wrote it and the order field it stands for."""
-    return {"column": p.column, "field": p.field or None, "message": p.message}
+    """A problem with the column as the user wrote it and the order field it stands for (its
+    message in the reader's language)."""
+    return {"column": p.column, "field": p.field or None, "message": shown(p.message)}
 
 
 def print_notes(result: Any) -> None:
     """What was read and what was not: sheets left aside, columns carried, rows skipped."""
-    for note in result.sheet_notes:
-        click.secho(f"note: {note}", fg="yellow")
-    for note in result.catalog_notes:
-        click.secho(f"note: {note}", fg="yellow")
+    for note in [*result.sheet_notes, *result.catalog_notes]:
+        click.secho(_("note: {note}").format(note=note), fg="yellow")
 
 
 def print_warnings(result: Any, limit: int = 20) -> None:
@@ -120,49 +124,63 @@ def print_warnings(result: Any, limit: int = 20) -> None:
     print_notes(result)
     warnings = [p for o in result.orders for p in o.warnings] + result.skipped
     for p in warnings[:limit]:
-        click.secho(f"warning {p}", fg="yellow")
+        click.secho(_("warning {problem}").format(problem=p.shown()), fg="yellow")
     if len(warnings) > limit:
-        click.secho(f"... and {len(warnings) - limit} more warnings (bulk-topup validate shows "
-                    f"them all)", fg="yellow")  # fmt: skip
+        click.secho(
+            _("... and {n} more warnings (bulk-topup validate shows them all)").format(
+                n=len(warnings) - limit
+            ),
+            fg="yellow",
+        )
 
 
 def print_validation(sheet: Any, result: Any) -> None:
     where = f"{sheet.path}" + (f" [{sheet.name}]" if sheet.name else "")
-    click.echo(f"{where}: {len(sheet.rows)} rows (header on row {sheet.header_row})")
+    click.echo(
+        _("{where}: {n} rows (header on row {header})").format(
+            where=where, n=len(sheet.rows), header=sheet.header_row
+        )
+    )
     print_notes(result)
     errors = [p for o in result.orders for p in o.errors]
     warnings = sorted([p for o in result.orders for p in o.warnings] + result.skipped,
                       key=lambda p: p.row)  # fmt: skip
     for p in errors:
-        click.secho(f"error   {p}", fg="red")
+        click.secho(_("error   {problem}").format(problem=p.shown()), fg="red")
     for p in warnings:
-        click.secho(f"warning {p}", fg="yellow")
+        click.secho(_("warning {problem}").format(problem=p.shown()), fg="yellow")
     s = result.summary
     click.echo("")
     kinds = ", ".join(
-        f"{k} {v['valid']} valid / {v['invalid']} invalid"
+        _("{kind} {valid} valid / {invalid} invalid").format(
+            kind=k, valid=v["valid"], invalid=v["invalid"]
+        )
         for k, v in s["per_kind"].items()
         if v["valid"] or v["invalid"]
     )
-    click.echo(f"rows: {s['rows']} ({kinds or 'none'})")
+    click.echo(_("rows: {n} ({kinds})").format(n=s["rows"], kinds=kinds or _("none")))
     for key, entry in s["per_product"].items():
         click.echo(
-            f"  {key:<48} {entry['rows']:>6} rows {entry['face_value']:>14,.2f} DA "
-            f"face  {entry['cost']:>14,.2f} DA cost"
-        )
+            _("  {product} {n} rows {face} DA face  {cost} DA cost").format(
+                product=f"{key:<48}", n=f"{entry['rows']:>6}",
+                face=f"{money(entry['face_value']):>14}", cost=f"{money(entry['cost']):>14}",
+            )
+        )  # fmt: skip
     click.echo(
-        f"total of valid rows: {s['face_value']:,.2f} DA face value, {s['cost']:,.2f} DA cost"
+        _("total of valid rows: {face} DA face value, {cost} DA cost").format(
+            face=money(s["face_value"]), cost=money(s["cost"])
+        )
     )
     if s["duplicates"]:
-        click.echo(f"duplicates: {len(s['duplicates'])} rows repeat an earlier row")
+        click.echo(_("duplicates: {n} rows repeat an earlier row").format(n=len(s["duplicates"])))
     if not result.orders:
-        verdict = "the sheet has no order rows below its header"
+        verdict = _("the sheet has no order rows below its header")
     elif errors:
-        verdict = f"{s['invalid']} invalid rows, nothing sent"
+        verdict = _("{n} invalid rows, nothing sent").format(n=s["invalid"])
     elif result.catalog_notes:
-        verdict = "every row passed the checks that could be made (see the notes above)"
+        verdict = _("every row passed the checks that could be made (see the notes above)")
     else:
-        verdict = "every row is valid"
+        verdict = _("every row is valid")
     click.secho(verdict, fg="green" if not errors else "red", bold=True)
 
 
@@ -199,7 +217,9 @@ def catalog(what: str, fmt: str, refresh: bool, **kw: Any) -> None:
     cat = run_async(go())
     if cat.missing:
         fail(
-            f"the API could not be reached and nothing is cached for: {', '.join(cat.missing)}",
+            _("the API could not be reached and nothing is cached for: {parts}").format(
+                parts=", ".join(cat.missing)
+            ),
             EXIT_NOT_FINAL,
         )
     if fmt == "json":
@@ -216,33 +236,50 @@ def catalog(what: str, fmt: str, refresh: bool, **kw: Any) -> None:
         click.echo(json.dumps(out, ensure_ascii=False, indent=1))
         return
     for note in cat.stale:
-        click.secho(f"note: {note} served from an old cache (API unreachable)", fg="yellow")
+        click.secho(
+            _("note: {part} served from an old cache (API unreachable)").format(part=note),
+            fg="yellow",
+        )
     if "plans" in parts:
-        click.secho("Mobile plans", bold=True)
+        click.secho(_("Mobile plans"), bold=True)
         for p in sorted(cat.plans.values(), key=lambda p: (p.operator, p.code)):
-            rng = f"{p.amount} DA fixed" if p.is_fixed else f"{p.min_amount}-{p.max_amount} DA"
-            state = "" if p.enabled else "  (switched off)"
-            cost = f"cost x{p.cost:g}" if p.cost is not None else "cost n/a"
+            rng = (
+                _("{amount} DA fixed").format(amount=p.amount)
+                if p.is_fixed
+                else f"{p.min_amount}-{p.max_amount} DA"
+            )
+            state = "" if p.enabled else "  " + _("(switched off)")
+            cost = _("cost x{factor}").format(factor=f"{p.cost:g}") if p.cost is not None else (
+                _("cost n/a"))  # fmt: skip
             click.echo(f"  {p.code:<22} {p.operator:<9} {rng:<16} {cost:<13} {p.name}{state}")
     if "internet" in parts:
-        click.secho("Internet cards", bold=True)
+        click.secho(_("Internet cards"), bold=True)
         for kind, products in cat.internet.items():
             for p in products:
-                stock = "in stock" if p.available else "OUT OF STOCK"
-                click.echo(f"  {kind:<5} {p.value:>6} DA  cost {p.cost:>8,.2f}  {stock}")
+                stock = _("in stock") if p.available else _("OUT OF STOCK")
+                click.echo(
+                    _("  {kind} {value} DA  cost {cost}  {stock}").format(
+                        kind=f"{kind:<5}", value=f"{p.value:>6}", cost=f"{money(p.cost):>8}",
+                        stock=stock,
+                    )
+                )  # fmt: skip
     if "gift" in parts:
-        click.secho("Gift cards (product_id / type_id)", bold=True)
+        click.secho(_("Gift cards (product_id / type_id)"), bold=True)
         for p in cat.gifts.values():
-            state = "" if p.enabled else "  (not on sale)"
+            state = "" if p.enabled else "  " + _("(not on sale)")
             click.echo(f"  {p.id}  {p.title} [{p.category}]{state}")
             for t in cat.gift_types.get(p.id, []):
-                click.echo(f"      {t.id:<14} {t.name:<32} {t.price:>9,.2f} DA  stock {t.quantity}")
+                click.echo(
+                    _("      {type} {name} {price} DA  stock {n}").format(
+                        type=f"{t.id:<14}", name=f"{t.name:<32}", price=f"{money(t.price):>9}",
+                        n=t.quantity,
+                    )
+                )  # fmt: skip
 
 
 @main.command()
 @click.argument("out", type=click.Path(dir_okay=False))
 @csv_dialect_option
-@language_option
 @api_options
 @handle_errors
 def template(out: str, csv_dialect: str, **kw: Any) -> None:

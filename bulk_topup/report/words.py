@@ -7,15 +7,17 @@ three say the same thing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..i18n import N_, NP_, _, ngettext, pgettext
+from ..i18n import N_, NP_, Text, _, ngettext, pgettext
 from ..journal import FINAL, Journal, Row, RowState
 from ..sheet import ALIASES
+from ..texts import display
 
 S = RowState
 
@@ -116,9 +118,6 @@ PROVIDER_MESSAGES = {
     ),
     "العروض المتاحة لهذا الرقم": N_("the offers available for this number"),
 }
-
-#: Fixed texts the runner stores in English (translated when shown).
-STORED_TEXTS = (N_("refunded by the provider"),)
 
 #: The operator named in a plan code (PREPAID_DJEZZY, GETMENU_Mobilis, PIXX_500...).
 _OPERATOR_WORDS = {"DJEZZY": "Djezzy", "MOBILIS": "Mobilis", "OOREDOO": "Ooredoo", "PIXX": "Pixx"}
@@ -238,14 +237,22 @@ class Columns:
         return [c for c in self.names if c not in ALIASES]
 
     def problem(self, p: dict[str, Any]) -> str:
-        return f"{self.header(str(p.get('column', '')))}: {p.get('message', '')}"
+        """A stored row problem, in the reader's language when the journal kept its template."""
+        message = str(p.get("message", ""))
+        if p.get("text"):
+            # A template this version cannot fill: its English, as stored.
+            with contextlib.suppress(ValueError, KeyError, IndexError):
+                message = Text.from_json(p["text"]).shown()
+        return _("{column}: {message}").format(
+            column=self.header(str(p.get("column", ""))), message=message
+        )
 
 
 def error_text(row: Row, columns: Columns) -> str:
     """What went wrong: every error of an invalid row, else the provider's error and message."""
     if row.state == S.INVALID:
         return " | ".join(columns.problem(p) for p in row.problems if p.get("severity") == "error")
-    parts = [_(row.error_message) if row.error_message else "", provider_text(row.refund_message)]
+    parts = [display(row.error_message), provider_text(row.refund_message)]
     return " | ".join(p for p in parts if p)
 
 
@@ -284,4 +291,4 @@ def open_because(counts: dict[str, int]) -> str:
 def stop_reason(stored: str | None, counts: dict[str, int]) -> str:
     """The run's own stop reason, and why rows are still open: every batch not fully final has
     one, even when its last run ended without saying why."""
-    return "; ".join(p for p in (_(stored) if stored else "", open_because(counts)) if p)
+    return "; ".join(p for p in (display(stored), open_because(counts)) if p)

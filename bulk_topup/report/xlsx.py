@@ -120,7 +120,7 @@ def _filled(journal: Journal) -> set[str]:
         "  + COALESCE(SUM(state = 'INVALID'), 0), "
         "COUNT(NULLIF(NULLIF(suggested, '[]'), '')), COUNT(NULLIF(card_code, '')), "
         "COUNT(NULLIF(date_traitement, '')), COUNT(NULLIF(num_trans, '')), "
-        "COALESCE(SUM(problems LIKE '%\"warning\"%' OR in_sheet = 0), 0) FROM rows"
+        'COALESCE(SUM(problems LIKE \'%"severity": "warning"%\' OR in_sheet = 0), 0) FROM rows'
     ).fetchone()
     return {key for key, n in zip(OPTIONAL, counts, strict=True) if n}
 
