@@ -244,7 +244,7 @@ def bench_resume(n: int = 10_000, speed: float = 50.0) -> None:
 
 def setup_report(state: Path, sheet: Path) -> None:
     """A journal of 100,000 settled rows (run in a process of its own, see bench_report)."""
-    from bulk_topup.journal import open_batch
+    from bulk_topup.batchfile import open_batch
     from bulk_topup.orders import build_orders
     from bulk_topup.sheet import read_sheet
 

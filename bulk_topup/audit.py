@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .batchfile import batch_path
 from .errors import UsageError
 from .i18n import _
-from .journal import GENESIS, batch_path, event_hash
+from .journal import GENESIS, event_hash
 from .refs import canonical_json
 
 SENT_STATES = {"SENDING", "SUBMITTED", "FULFILLED", "REFUNDED", "PARTIALLY_FILLED", "REJECTED",

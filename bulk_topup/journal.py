@@ -1,198 +1,45 @@
 """The journal: one SQLite file per batch, the record of what was sent and what became of it.
 
 WAL, `synchronous=FULL`, one transaction per state change, committed before the next network call.
-Every transition is checked against the state machine and appended to the `events` table.
+Every transition is checked against the state machine (`states`) and appended to the hash-chained
+`events` table (`schema`).
 
-    INVALID                          (never sent)
-    PLANNED -> SENDING -> SUBMITTED -> FULFILLED | REFUNDED | PARTIALLY_FILLED    (final)
-                  |           '------> UNKNOWN_ERROR | QUEUED        (parked: reconcile)
-                  |-> REJECTED       (the API refused the request)
-                  '-> UNCERTAIN      (the POST's outcome is unknown: reconcile before resending)
-
-A batch is also locked: `open_batch(..., lock=True)` takes a non-blocking OS lock, so a second run
-of the same batch stops at once (exit 7) before any API call.
+Where a batch's journal file lives, and how it is opened under the batch's lock: `batchfile`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
-from .errors import BatchLockedError, InvalidRowsError, JournalError, UsageError
+from .errors import InvalidRowsError, JournalError
 from .i18n import N_, Text, _, shown
 from .orders import TO_LINE, TO_NUMBER, Order
-from .refs import batch_slug, canonical_json
-from .statedir import prepare_state_dir, private_folder
-
-
-class RowState(StrEnum):
-    INVALID = "INVALID"
-    PLANNED = "PLANNED"
-    SENDING = "SENDING"
-    SUBMITTED = "SUBMITTED"
-    FULFILLED = "FULFILLED"
-    REFUNDED = "REFUNDED"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    REJECTED = "REJECTED"
-    UNCERTAIN = "UNCERTAIN"
-    UNKNOWN_ERROR = "UNKNOWN_ERROR"
-    QUEUED = "QUEUED"
-
+from .schema import GENESIS, MIGRATIONS, _statements, event_data, event_hash
+from .states import (
+    FAILED,
+    FINAL,
+    PARKED,
+    PROVIDER_FINAL,
+    PROVIDER_PARKED,
+    TRANSITIONS,
+    RowState,
+)
 
 S = RowState
-FINAL = frozenset({S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED, S.REJECTED, S.INVALID})
-FAILED = frozenset({S.REFUNDED, S.REJECTED, S.PARTIALLY_FILLED, S.INVALID})
-PARKED = frozenset({S.UNKNOWN_ERROR, S.QUEUED, S.UNCERTAIN})
-PROVIDER_FINAL = {
-    "FULFILLED": S.FULFILLED,
-    "REFUNDED": S.REFUNDED,
-    "PARTIALLY_FILLED": S.PARTIALLY_FILLED,
-}
-PROVIDER_PARKED = {"UNKNOWN_ERROR": S.UNKNOWN_ERROR, "QUEUED": S.QUEUED}
-_ADOPTED = {S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED, S.UNKNOWN_ERROR, S.QUEUED}
-
-TRANSITIONS: dict[RowState, frozenset[RowState]] = {
-    S.INVALID: frozenset(),
-    S.PLANNED: frozenset({S.SENDING}),
-    S.SENDING: frozenset({S.PLANNED, S.REJECTED, S.UNCERTAIN} | _ADOPTED),
-    S.UNCERTAIN: frozenset({S.PLANNED, S.REJECTED} | _ADOPTED),
-    S.SUBMITTED: frozenset(_ADOPTED),
-    S.UNKNOWN_ERROR: frozenset({S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.UNKNOWN_ERROR}),
-    S.QUEUED: frozenset({S.SUBMITTED, S.FULFILLED, S.REFUNDED, S.QUEUED}),
-    S.FULFILLED: frozenset(),
-    S.REFUNDED: frozenset(),
-    S.PARTIALLY_FILLED: frozenset(),
-    S.REJECTED: frozenset(),
-}
-
-MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE rows (
-        idx INTEGER PRIMARY KEY,          -- position in the input
-        sheet_row INTEGER,                -- the row number the spreadsheet shows
-        kind TEXT NOT NULL,
-        ref TEXT UNIQUE,
-        payload TEXT NOT NULL,            -- JSON body sent (ref excluded)
-        payload_hash TEXT,
-        input TEXT NOT NULL,              -- JSON [[column, text], ...] as read
-        label TEXT, face_value REAL, cost REAL,
-        problems TEXT NOT NULL DEFAULT '[]',
-        state TEXT NOT NULL,
-        provider_status TEXT, order_id TEXT, debited REAL,
-        error_code TEXT, error_message TEXT, refund_message TEXT,
-        suggested TEXT, card_code TEXT, num_trans TEXT, cards TEXT, fulfilled_quantity INTEGER,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        sent_at TEXT, provider_sent_at TEXT, settled_at TEXT, updated_at TEXT,
-        in_sheet INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE INDEX rows_state ON rows(state);
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        idx INTEGER, at TEXT NOT NULL, from_state TEXT, to_state TEXT, detail TEXT
-    );
-    """,
-    # The record of money is append-only, and a row that may have been paid is never deleted.
-    """
-    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
-        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    CREATE TRIGGER rows_sent_are_kept BEFORE DELETE ON rows
-        WHEN OLD.state NOT IN ('PLANNED', 'INVALID')
-        BEGIN SELECT RAISE(ABORT, 'a row that may have been sent is never deleted'); END;
-    """,
-    # A payment's identity beyond its ref (the recipient, the person), what the provider said
-    # beyond the status, and an event log that is a hash chain carrying each change's data.
-    """
-    ALTER TABLE rows ADD COLUMN recipient TEXT;        -- kind + normalised target
-    ALTER TABLE rows ADD COLUMN person TEXT;           -- the row's own columns (name, id...)
-    ALTER TABLE rows ADD COLUMN user_ref TEXT;         -- the sheet's own ref, when it has one
-    ALTER TABLE rows ADD COLUMN operator TEXT;
-    ALTER TABLE rows ADD COLUMN date_traitement TEXT;  -- internet: when the card was issued
-    ALTER TABLE rows ADD COLUMN provider_done_at TEXT; -- provider time the POST's fate was known
-    CREATE INDEX rows_recipient ON rows(recipient);
-    CREATE INDEX rows_order_id ON rows(order_id);
-    ALTER TABLE events ADD COLUMN data TEXT;           -- JSON of the fields the event set
-    ALTER TABLE events ADD COLUMN actor TEXT;          -- who: a user, an approver, the runner
-    ALTER TABLE events ADD COLUMN prev_hash TEXT;
-    ALTER TABLE events ADD COLUMN hash TEXT;
-    UPDATE rows SET recipient = CASE kind
-        WHEN 'mobile' THEN 'mobile:' || json_extract(payload, '$.MSSIDN')
-        WHEN 'internet' THEN 'internet:' || json_extract(payload, '$.type') || ':'
-                             || json_extract(payload, '$.number')
-        END
-        WHERE state != 'INVALID';
-    """,
-    lambda db: _chain_existing_events(db),
-]
-
-#: The event log is a hash chain: each event's hash covers the one before it, so an event altered
-#: or removed in the file breaks the chain from there on (`audit` names the first such event).
-EVENT_FORMAT = "bulk_topup.event.v1"
-GENESIS = "0" * 64
-_APPEND_ONLY = """
-    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
-        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-"""
-
-
-def event_hash(
-    prev_hash: str,
-    event_id: int,
-    idx: int | None,
-    at: str,
-    from_state: str | None,
-    to_state: str | None,
-    detail: str | None,
-    data: str | None,
-    actor: str | None,
-) -> str:
-    """The hash of one event, chained to the one before it (versioned canonical form)."""
-    form = [EVENT_FORMAT, prev_hash, event_id, idx, at, from_state, to_state, detail, data, actor]
-    return hashlib.sha256(canonical_json(form)).hexdigest()
-
-
-def event_data(fields: dict[str, Any]) -> str | None:
-    """An event's record of the fields it set. Card codes are cash: only their hash is kept."""
-    if not fields:
-        return None
-    clean: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key in ("cards", "card_code") and value:
-            clean[key] = {"sha256": hashlib.sha256(canonical_json(value)).hexdigest()}
-        else:
-            clean[key] = value.value if isinstance(value, StrEnum) else value
-    return canonical_json(clean).decode()
-
-
-def _chain_existing_events(db: sqlite3.Connection) -> None:
-    """Migration: hash-chain the events a journal of an earlier version already holds."""
-    db.execute("DROP TRIGGER events_append_only_update")
-    db.execute("DROP TRIGGER events_append_only_delete")
-    prev = GENESIS
-    for event_id, idx, at, frm, to, detail in db.execute(
-        "SELECT id, idx, at, from_state, to_state, detail FROM events ORDER BY id"
-    ).fetchall():
-        digest = event_hash(prev, event_id, idx, at, frm, to, detail, None, None)
-        db.execute(
-            "UPDATE events SET prev_hash = ?, hash = ? WHERE id = ?", (prev, digest, event_id)
-        )
-        prev = digest
-    for statement in _statements(_APPEND_ONLY):
-        db.execute(statement)
+__all__ = [
+    "FAILED", "FINAL", "GENESIS", "MIGRATIONS", "PARKED", "PROVIDER_FINAL", "PROVIDER_PARKED",
+    "TRANSITIONS", "Journal", "Row", "RowState", "SentRow", "event_data", "event_hash",
+]  # fmt: skip
 
 
 _UPDATABLE = {
@@ -303,12 +150,6 @@ class Row:
     @property
     def where(self) -> str:
         return f"row {self.sheet_row}" if self.sheet_row else f"ref {self.ref}"
-
-
-def batch_path(state_dir: Path, batch: str) -> Path:
-    """The journal file of a batch: readable slug plus a hash, so keys never collide."""
-    tag = hashlib.sha256(batch.encode()).hexdigest()[:8]
-    return state_dir / "batches" / f"{batch_slug(batch)}-{tag}.sqlite"
 
 
 class Journal:
@@ -671,97 +512,9 @@ def _os_user() -> str:
         return f"uid {os.getuid()}"
 
 
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements (a trigger's body holds `;` of its own)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        raise JournalError(_("a migration ends with an incomplete statement"))
-
-
 def _db_value(value: Any) -> Any:
     if isinstance(value, list | dict | tuple):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, StrEnum):
         return value.value
     return value
-
-
-def open_batch(
-    state_dir: Path, batch: str, *, now: Any, lock: bool = True, create: bool = True
-) -> Journal:
-    """Open (or create) the journal of `batch`, taking its lock unless `lock=False`."""
-    path = batch_path(state_dir, batch)
-    if not create and not path.exists():
-        raise UsageError(
-            _(
-                "there is no batch {batch!r} in {state_dir} (bulk-topup batches lists them; "
-                "--state-dir says where to look)"
-            ).format(batch=batch, state_dir=state_dir)
-        )
-    prepare_state_dir(state_dir)
-    private_folder(path.parent)
-    file_lock = None
-    if lock:
-        file_lock = FileLock(str(path) + ".lock")
-        try:
-            file_lock.acquire(timeout=0)
-        except Timeout:
-            raise BatchLockedError(
-                _(
-                    "batch {batch!r} is being run by another process right now (lock {lock}); "
-                    "nothing was sent"
-                ).format(batch=batch, lock=file_lock.lock_file)
-            ) from None
-    try:
-        if not path.exists():
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # card codes live here: 0600
-            os.close(fd)
-        journal = Journal(path, file_lock, now)
-    except BaseException:
-        if file_lock is not None:
-            file_lock.release()
-        raise
-    if journal.get_meta("batch") is None:
-        journal.set_meta(batch=batch, created_at=now())
-    return journal
-
-
-def batch_locked(state_dir: Path, batch: str) -> bool:
-    """Whether a run (of this process or another: a CLI run, a console run) holds the batch's
-    lock right now. The probe takes the lock for an instant when it is free, so a run starting
-    at that very instant would stop with exit 7 (safely: nothing sent); call it when a person
-    looks, not in a loop."""
-    path = batch_path(state_dir, batch)
-    if not path.exists():
-        return False
-    probe = FileLock(str(path) + ".lock")
-    try:
-        probe.acquire(timeout=0)
-    except Timeout:
-        return True
-    probe.release()
-    return False
-
-
-def list_batches(state_dir: Path) -> list[tuple[str, Path, dict[str, int], dict[str, str]]]:
-    """(batch key, path, counts per state, meta) of every journal in the state dir."""
-    found: list[tuple[str, Path, dict[str, int], dict[str, str]]] = []
-    folder = state_dir / "batches"
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.sqlite")):
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            counts = dict(db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
-            db.close()
-        except sqlite3.Error:
-            continue
-        found.append((meta.get("batch", path.stem), path, counts, meta))
-    return found

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .batchfile import open_batch
 from .config import Settings
-from .journal import RowState, open_batch
+from .journal import RowState
 from .runner import Preflight
 from .service import DryRun
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .approval import authorise_run, check_resume, record_authorisation
+from .batchfile import open_batch
 from .changes import REPEAT_WINDOW_DAYS, edits, refuse_edits, refuse_repeats, repeats
 from .clock import iso
 from .config import Settings
@@ -29,7 +30,7 @@ from .context import RunOptions
 from .errors import BulkTopupError, InvalidRowsError, RefusedError, UsageError
 from .history import History
 from .i18n import _
-from .journal import FINAL, Journal, Row, RowState, open_batch
+from .journal import FINAL, Journal, Row, RowState
 from .models import mask
 from .notify import BatchNews, Delivery, news_from_journal, notify_url, send, worth_telling
 from .orders import Validation
@@ -440,7 +441,7 @@ def batches_needing_reconcile(state_dir: Path) -> list[str]:
     """The batches of the state dir that a daily reconcile should look at: every batch that sent
     something and is not final. A batch that never sent anything (abandoned at the confirmation)
     needs no provider check."""
-    from .journal import list_batches
+    from .batchfile import list_batches
 
     keys = []
     for key, _path, counts, _meta in list_batches(state_dir):
@@ -496,7 +497,7 @@ def discard_batch(state_dir: Path, batch: str) -> int:
 
 async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
     """What `run` would send now, without sending, journaling or locking anything."""
-    from .journal import batch_path
+    from .batchfile import batch_path
 
     async with settings.client() as client:
         sheet, validation = await validate_sheet(

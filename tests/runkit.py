@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 
+from bulk_topup.batchfile import open_batch
 from bulk_topup.catalog import load_catalog
 from bulk_topup.client import OneClickClient, RetryPolicy
 from bulk_topup.clock import VirtualClock, iso
 from bulk_topup.emulator import SANDBOX_KEY, EmulatorApp, EmulatorTransport
-from bulk_topup.journal import Journal, open_batch
+from bulk_topup.journal import Journal
 from bulk_topup.orders import build_orders
 from bulk_topup.runner import Outcome, Runner, RunOptions
 from bulk_topup.sheet import Sheet, SheetRow

@@ -234,7 +234,7 @@ def test_an_approved_plan_runs_unattended(desk: Desk, sheet: Path) -> None:
     result = desk.run(sheet, plan, policy)
     assert result.exit_code == 0, result.output
     assert "finished: every row fulfilled" in result.output
-    from bulk_topup.journal import open_batch
+    from bulk_topup.batchfile import open_batch
 
     with open_batch(Path(desk.state), "pay-11", now=lambda: "", lock=False) as j:
         batch_events = [e for e in j.events() if e["idx"] is None]
@@ -477,8 +477,8 @@ def test_the_policy_is_found_by_env_and_in_the_config_dir(
 
 def test_resume_refuses_a_batch_the_policy_wants_approved(desk: Desk, sheet: Path) -> None:
     from bulk_topup.approval import check_resume
+    from bulk_topup.batchfile import open_batch
     from bulk_topup.errors import RefusedError
-    from bulk_topup.journal import open_batch
     from bulk_topup.policy import load_policy
 
     # A batch left with rows to send before the policy existed (refused for balance, say).

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from bulk_topup.audit import audit_batch
+from bulk_topup.batchfile import batch_path
 from bulk_topup.cli import main
-from bulk_topup.journal import batch_path
 
 from .runkit import Kit, gift, internet, mobile
 

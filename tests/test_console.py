@@ -15,13 +15,14 @@ from click.testing import CliRunner
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from bulk_topup.batchfile import batch_path, open_batch
 from bulk_topup.cli import main
 from bulk_topup.clock import VirtualClock
 from bulk_topup.config import Settings
 from bulk_topup.console.app import CSP
 from bulk_topup.console.auth import COOKIE
 from bulk_topup.emulator import ApiKey, EmulatorTransport, World, create_app
-from bulk_topup.journal import _os_user, batch_path, open_batch
+from bulk_topup.journal import _os_user
 from bulk_topup.sheet import read_sheet
 
 from .consolekit import Kit, cells_of, console_app

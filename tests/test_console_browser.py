@@ -20,10 +20,10 @@ from typing import Any
 import openpyxl
 import pytest
 
+from bulk_topup.batchfile import batch_path
 from bulk_topup.clock import SystemClock
 from bulk_topup.config import Settings
 from bulk_topup.emulator import SANDBOX_KEY, World, create_app
-from bulk_topup.journal import batch_path
 from bulk_topup.signing import new_key
 
 from .consolekit import Served, console_app, serve

@@ -45,10 +45,10 @@ def test_the_console_prints_a_one_time_link_and_stops_cleanly(tmp_path: Path) ->
 
 
 def test_stopping_the_console_stops_its_runs_as_ctrl_c_stops_the_cli(tmp_path: Path) -> None:
+    from bulk_topup.batchfile import open_batch
     from bulk_topup.clock import SystemClock
     from bulk_topup.config import Settings
     from bulk_topup.emulator import SANDBOX_KEY, World, create_app
-    from bulk_topup.journal import open_batch
 
     from .consolekit import CSRF, FIGURES, console_app, serve
 

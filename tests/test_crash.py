@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import uvicorn
 
+from bulk_topup.batchfile import batch_path
 from bulk_topup.clock import SystemClock
 from bulk_topup.emulator import SANDBOX_KEY, World, create_app
-from bulk_topup.journal import FINAL, PARKED, RowState, batch_path
+from bulk_topup.journal import FINAL, PARKED, RowState
 
 from .conftest import free_port
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from bulk_topup.batchfile import batch_path
 from bulk_topup.cli import main
 from bulk_topup.client import OneClickClient, RetryPolicy
 from bulk_topup.errors import ApiError
 from bulk_topup.i18n import N_, Text, money, number, shown, use_language
-from bulk_topup.journal import batch_path
 from bulk_topup.runner import RunOptions
 from bulk_topup.texts import (
     BALANCE_RAN_OUT,

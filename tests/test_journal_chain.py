@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bulk_topup.journal import GENESIS, MIGRATIONS, _statements, event_hash, open_batch
+from bulk_topup.batchfile import open_batch
+from bulk_topup.journal import GENESIS, MIGRATIONS, _statements, event_hash
 
 from .runkit import Kit, gift, mobile
 
@@ -72,7 +73,7 @@ def test_a_first_version_journal_is_migrated_and_chained(tmp_path: Path) -> None
     db.close()
     folder = tmp_path / "state" / "batches"
     folder.mkdir(parents=True)
-    from bulk_topup.journal import batch_path
+    from bulk_topup.batchfile import batch_path
 
     target = batch_path(tmp_path / "state", "old")
     path.rename(target)

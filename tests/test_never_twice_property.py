@@ -15,11 +15,11 @@ import httpx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from bulk_topup.batchfile import list_batches
 from bulk_topup.clock import VirtualClock
 from bulk_topup.context import RunOptions
 from bulk_topup.emulator import EmulatorTransport, World, create_app
 from bulk_topup.errors import BulkTopupError, InvalidRowsError
-from bulk_topup.journal import list_batches
 
 from .runkit import Desk, gift, mobile
 

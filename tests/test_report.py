@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from bulk_topup.batchfile import open_batch
 from bulk_topup.cli import main
 from bulk_topup.clock import parse_iso
 from bulk_topup.i18n import use_language
-from bulk_topup.journal import RowState, open_batch
+from bulk_topup.journal import RowState
 from bulk_topup.orders import build_orders
 from bulk_topup.report import write_results
 

@@ -125,7 +125,7 @@ def _salvage(key: str, state_dir: Path | None) -> None:
     command that continues the batch (each only if it can be done)."""
     if state_dir is None:
         return
-    from ..journal import batch_path, open_batch
+    from ..batchfile import batch_path, open_batch
     from ..runner import exit_code_for
     from ..service import next_steps, write_batch_results
 

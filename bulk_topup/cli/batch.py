@@ -640,7 +640,7 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
     """Counts per state of a batch, from its journal (no API call)."""
     import json
 
-    from ..journal import open_batch
+    from ..batchfile import open_batch
     from ..runner import exit_code_for
 
     with open_batch(Path(state_dir), batch, now=lambda: "", lock=False, create=False) as journal:
@@ -700,7 +700,7 @@ def report(batch: str, out: str | None, fmt: str | None, state_dir: str, **kw: A
     """Rebuild the results of a batch from its journal (no API call)."""
     from pathlib import Path
 
-    from ..journal import open_batch
+    from ..batchfile import open_batch
     from ..report import default_path, output_format, write_results
     from .reporting import echo_written, report_settings
 
@@ -720,7 +720,7 @@ def report(batch: str, out: str | None, fmt: str | None, state_dir: str, **kw: A
 @state_dir_option
 def batches(state_dir: str) -> None:
     """The batches in the state dir, with their counts per state."""
-    from ..journal import list_batches
+    from ..batchfile import list_batches
 
     found = list_batches(Path(state_dir))
     if not found:

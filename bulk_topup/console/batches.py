@@ -23,9 +23,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..batchfile import list_batches, open_batch
 from ..errors import UsageError
 from ..i18n import _
-from ..journal import Journal, RowState, list_batches, open_batch
+from ..journal import Journal, RowState
 from ..models import mask
 from ..policy import load_policy
 from ..preview import Expected, resume_preview

@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..batchfile import batch_locked
 from ..config import redact
 from ..crash import describe, leaf, write_report
 from ..errors import BatchLockedError, BulkTopupError, RefusedError
 from ..i18n import N_, _
-from ..journal import batch_locked
 from ..preview import Expected
 from ..runner import Preflight, Runner
 from ..service import BatchResult, Hooks

@@ -15,12 +15,12 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..approval import approval_status
+from ..batchfile import batch_path
 from ..catalog import load_catalog
 from ..clock import iso
 from ..context import RunOptions
 from ..errors import UsageError
 from ..i18n import _
-from ..journal import batch_path
 from ..planfile import build_plan, prepare, read_plan, write_plan
 from ..policy import load_policy
 from ..preview import Expected, expected_of_dry_run
