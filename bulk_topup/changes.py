@@ -19,14 +19,15 @@ unless the person allows the repeat on purpose.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .clock import iso
 from .history import MAY_BE_PAID, History
-from .i18n import _, shown
-from .journal import Journal
-from .orders import GIFT_ROW_IDENTITY, Order
+from .i18n import Text, _, shown
+from .journal import Journal, Row
+from .orders import GIFT_ROW_IDENTITY, Order, person_pairs
 
 #: Default repeat window: shorter than the shortest gap between two monthly payroll runs (28 days:
 #: the 1st of February to the 1st of March, or a run moved to a Monday), long enough to catch the
@@ -63,7 +64,11 @@ def edits(orders: list[Order], journal: Journal, *, send_edited: bool = False) -
     known = {s.ref for s in sent}
     conflicts: list[Conflict] = []
     paid_to = {s.recipient: s for s in sent if s.recipient and s.state in MAY_BE_PAID}
-    gone_person = {s.person: s for s in gone if s.person and s.state in MAY_BE_PAID}
+    gone_paid = [s for s in gone if s.state in MAY_BE_PAID]
+    gone_person = {pair: s for s in gone_paid for pair in person_pairs(s.person)}
+    # A sent row gone from the sheet and a new row of the same kind in its very place: the
+    # row was edited (a corrected number in a sheet with no name to tell whose it is).
+    gone_place = {(s.kind, s.sheet_row): s for s in gone_paid if s.in_sheet and s.sheet_row}
     for order in orders:
         if not order.valid or order.ref in known:
             continue
@@ -74,8 +79,13 @@ def edits(orders: list[Order], journal: Journal, *, send_edited: bool = False) -
         if send_edited:
             continue
         earlier = paid_to.get(order.recipient) if order.recipient else None
-        if earlier is None and order.person:
-            earlier = gone_person.get(order.person)
+        if earlier is None:
+            earlier = next(
+                (gone_person[p] for p in sorted(person_pairs(order.person)) if p in gone_person),
+                None,
+            )
+        if earlier is None:
+            earlier = gone_place.get((order.kind, order.row))
         if earlier is None:
             continue
         old = journal.row(earlier.idx)
@@ -112,18 +122,28 @@ def refuse_edits(conflicts: list[Conflict]) -> str:
     ).format(rows=_listing(conflicts))
 
 
+def _candidate(item: Order | Row) -> tuple[int, str, str | None, float, str | None, Text]:
+    """(sheet row, ref, recipient, face value, user ref, the order in words) of a sheet's order
+    or of a journal row still to send."""
+    if isinstance(item, Row):
+        return (item.sheet_row or 0, item.ref or "", item.recipient, item.face_value,
+                item.user_ref, item.describe())  # fmt: skip
+    return item.row, item.ref, item.recipient, item.face_value, item.user_ref, item.describe()
+
+
 def repeats(
-    orders: list[Order],
+    orders: Iterable[Order | Row],
     already_sent: set[str],
     history: History,
     *,
     batch: str,
-    fingerprint: str,
+    fingerprint: str | None,
     now: datetime,
     window_days: float = REPEAT_WINDOW_DAYS,
 ) -> list[Conflict]:
-    """Rows (and the sheet itself) that another batch paid within the window. Rows whose ref
-    this batch has sent already (`already_sent`) are not new payments and are not looked at."""
+    """Rows (and the sheet itself) that another batch paid, or is about to pay, within the
+    window; refs of the sheet's own that another batch has used already. Rows whose ref this
+    batch has sent already (`already_sent`) are not new payments and are not looked at."""
     since = iso(now - timedelta(days=window_days))
     conflicts: list[Conflict] = []
     for other in history.similar_batches(batch):
@@ -136,41 +156,67 @@ def repeats(
                 ).format(other=other, batch=batch),
             )
         )
-    for other, when in history.sheet_runs(fingerprint, since):
-        conflicts.append(
-            Conflict(
-                0,
-                _(
-                    "this very sheet (fingerprint {fingerprint}) was run as batch {other!r} on "
-                    "{day}"
-                ).format(fingerprint=fingerprint, other=other, day=when[:10]),
-            )
-        )
-    payments = history.payments_since(since)
-    for order in orders:
-        if not order.valid or order.ref in already_sent or not order.recipient:
-            continue
-        if order.recipient.startswith(GIFT_ROW_IDENTITY):
-            continue  # a row number says nothing about a person in another sheet
-        paid = payments.get((order.recipient, round(order.face_value, 2)))
-        if paid is not None:
-            where = _(" (row {row})").format(row=paid.sheet_row) if paid.sheet_row else ""
+    if fingerprint:
+        for other, when in history.sheet_runs(fingerprint, since):
             conflicts.append(
                 Conflict(
-                    order.row,
+                    0,
                     _(
-                        "row {row}: {order} was already sent by batch {batch!r}{where} on {day} "
-                        "({state})"
-                    ).format(
-                        row=order.row,
-                        order=shown(order.describe()),
-                        batch=paid.batch,
-                        where=where,
-                        day=paid.sent_at[:10],
-                        state=paid.state,
-                    ),
-                )  # fmt: skip
+                        "this very sheet (fingerprint {fingerprint}) was run as batch {other!r} "
+                        "on {day}"
+                    ).format(fingerprint=fingerprint, other=other, day=when[:10]),
+                )
             )
+    candidates = [
+        _candidate(o)
+        for o in orders
+        if (isinstance(o, Row) or o.valid) and o.ref not in already_sent
+    ]
+    used = history.refs_used({c[4] for c in candidates if c[4]})
+    payments = history.payments_since(since)
+    for row, _ref, recipient, face, user_ref, words in candidates:
+        if user_ref and user_ref in used:
+            other, other_row = used[user_ref]
+            conflicts.append(
+                Conflict(
+                    row,
+                    _(
+                        "row {row}: the ref {ref} is already the ref of row {other_row} of batch "
+                        "{other!r}: a ref names one payment, at the provider too; give this row "
+                        "a ref of its own"
+                    ).format(row=row, ref=user_ref, other_row=other_row, other=other),
+                )
+            )
+            continue
+        if not recipient or recipient.startswith(GIFT_ROW_IDENTITY):
+            continue  # a row number says nothing about a person in another sheet
+        paid = payments.get((recipient, round(face, 2)))
+        if paid is None:
+            continue
+        where = _(" (row {row})").format(row=paid.sheet_row) if paid.sheet_row else ""
+        if paid.state == "PLANNED":
+            message = _(
+                "row {row}: {order} is about to be sent by batch {batch!r}{where} (a run under "
+                "way, or one stopped before it sent: resume it, or discard it with bulk-topup "
+                "discard)"
+            )
+        else:
+            message = _(
+                "row {row}: {order} was already sent by batch {batch!r}{where} on {day} ({state})"
+            )
+        conflicts.append(
+            Conflict(
+                row,
+                message.format(
+                    row=row,
+                    order=shown(words),
+                    batch=paid.batch,
+                    where=where,
+                    day=paid.sent_at[:10],
+                    state=paid.state,
+                ),
+            )  # fmt: skip
+        )
     return conflicts
 
 

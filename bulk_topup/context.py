@@ -3,10 +3,17 @@ schedule, settler, history). Submission, reconciliation and polling each take a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+from filelock import FileLock, Timeout
+
+from .apiurl import canonical_url
 from .client import OneClickClient
 from .clock import Clock
 from .guard import Guard
@@ -53,6 +60,40 @@ class RunOptions:
     poll: bool = True
 
 
+class GiftLocks:
+    """One lock per (API, product, type, quantity), held by a gift order's POST and by every
+    reconciliation of such an order: in this process, and across the processes that share a
+    state dir (`folder`; without one, in this process only). Without a ref, two identical
+    orders can only be told apart by when they were born: none is born while another identical
+    one is being placed or looked for."""
+
+    def __init__(self, folder: Path | None = None, api_url: str = "") -> None:
+        self.folder = folder
+        self.api_url = canonical_url(api_url) if api_url else ""
+        self._local: dict[str, anyio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, product: str, type_id: str, quantity: int) -> AsyncIterator[None]:
+        key = hashlib.sha256(f"{self.api_url}|{product}|{type_id}|{quantity}".encode()).hexdigest()
+        local = self._local.setdefault(key, anyio.Lock())
+        async with local:
+            if self.folder is None:
+                yield
+                return
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = FileLock(str(self.folder / f"gift-{key[:24]}.lock"), thread_local=False)
+            while True:
+                try:
+                    lock.acquire(timeout=0)
+                    break
+                except Timeout:
+                    await anyio.sleep(0.05)  # another process is placing the same gift order
+            try:
+                yield
+            finally:
+                lock.release()
+
+
 @dataclass
 class RunContext:
     """One batch's run: the parts submission, reconciliation and polling share."""
@@ -65,6 +106,7 @@ class RunContext:
     schedule: Schedule
     settler: Settler
     history: History | None = None
+    gift_locks: GiftLocks = field(default_factory=GiftLocks)
     progress: Progress = field(default=lambda event, row: None)
     state: dict[str, Any] = field(default_factory=dict)  # small run-wide facts (gift refs seen)
 

@@ -9,11 +9,14 @@ not change what it knows. The other journals are opened read-only and only those
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
+from .apiurl import canonical_url
 from .journal import RowState
 
 S = RowState
@@ -23,6 +26,9 @@ MAY_BE_PAID = frozenset(
      S.QUEUED}
 )  # fmt: skip
 _PAID_SQL = ",".join(f"'{s.value}'" for s in sorted(MAY_BE_PAID))
+#: A batch's `intent` meta: its rows still to send were held back (at the confirmation, or by a
+#: refusal before anything was sent); until it is admitted again, they pay nobody.
+HELD, ADMITTED = "held", "admitted"
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,17 @@ class Payment:
     sent_at: str
 
 
-def _same_key(a: str, b: str) -> bool:
-    """Two batch keys a person would take for one: equal but for case, spaces or punctuation."""
-    from .refs import batch_slug
+def _folded(key: str) -> str:
+    """A batch key without case, accents, spaces or punctuation (`Payroll 2026/11` ->
+    `payroll202611`)."""
+    bare = unicodedata.normalize("NFKD", key.casefold())
+    return "".join(ch for ch in bare if ch.isalnum())
 
-    return a != b and a.casefold().strip() != "" and batch_slug(a) == batch_slug(b)
+
+def _same_key(a: str, b: str) -> bool:
+    """Two batch keys a person would take for one: equal but for case, spaces or punctuation
+    (the whole key is compared: `payroll-2026-11-siege` and `-annexe` are two batches)."""
+    return a != b and _folded(a) != "" and _folded(a) == _folded(b)
 
 
 class History:
@@ -55,7 +67,7 @@ class History:
         environment: str | None = None,
     ) -> None:
         self.state_dir = state_dir
-        self.api_url = api_url
+        self.api_url = canonical_url(api_url)
         self.exclude = exclude.resolve() if exclude else None
         self.environment = environment
 
@@ -67,7 +79,7 @@ class History:
             if self.exclude is not None and path.resolve() == self.exclude:
                 continue
             try:
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
             except sqlite3.Error:
                 continue
             with closing(db):
@@ -75,7 +87,7 @@ class History:
                     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
                 except sqlite3.Error:
                     continue  # not a journal, or one being created right now
-                if meta.get("api_url") != self.api_url:
+                if canonical_url(meta.get("api_url") or "") != self.api_url:
                     continue
                 env = meta.get("environment")
                 if self.environment and env and env != self.environment:
@@ -104,15 +116,19 @@ class History:
 
     def payments_since(self, since: str) -> dict[tuple[str, float], Payment]:
         """(recipient, face value) -> the latest order of another batch sent at or after
-        `since` (ISO time) that may have been paid."""
+        `since` (ISO time) that may have been paid, or that is about to be: the rows still to
+        send of a batch admitted to run (a run under way, or killed before it sent; not one held
+        back at its confirmation or refused before sending)."""
         found: dict[tuple[str, float], Payment] = {}
-        for batch, _, db in self._journals():
+        for batch, meta, db in self._journals():
+            planned = "" if meta.get("intent") == HELD else (
+                " OR (state = 'PLANNED' AND in_sheet = 1 AND updated_at >= :since)")  # fmt: skip
             try:
                 rows = db.execute(
-                    "SELECT recipient, face_value, sheet_row, kind, payload, state, sent_at "
-                    f"FROM rows WHERE state IN ({_PAID_SQL}) AND recipient IS NOT NULL "
-                    "AND sent_at >= ?",
-                    (since,),
+                    "SELECT recipient, face_value, sheet_row, kind, payload, state, "
+                    "COALESCE(sent_at, updated_at) FROM rows WHERE recipient IS NOT NULL AND "
+                    f"((state IN ({_PAID_SQL}) AND sent_at >= :since){planned})",
+                    {"since": since},
                 ).fetchall()
             except sqlite3.Error:
                 continue
@@ -120,6 +136,28 @@ class History:
                 key = (recipient, round(float(face or 0), 2))
                 if key not in found or found[key].sent_at < sent_at:
                     found[key] = Payment(batch, sheet_row, _describe(kind, payload), state, sent_at)
+        return found
+
+    def refs_used(self, refs: Iterable[str]) -> dict[str, tuple[str, int | None]]:
+        """ref -> (batch, sheet row) of the other batches' rows that carry one of `refs` (a ref
+        names one payment at the provider: two batches must not share one)."""
+        wanted = sorted(set(refs))
+        found: dict[str, tuple[str, int | None]] = {}
+        if not wanted:
+            return found
+        for batch, _, db in self._journals():
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                try:
+                    rows = db.execute(
+                        "SELECT ref, sheet_row FROM rows WHERE state != 'INVALID' AND ref IN "
+                        f"({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+                except sqlite3.Error:
+                    continue
+                for ref, sheet_row in rows:
+                    found.setdefault(ref, (batch, sheet_row))
         return found
 
     def sheet_runs(self, fingerprint: str, since: str) -> list[tuple[str, str]]:

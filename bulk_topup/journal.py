@@ -75,6 +75,9 @@ class SentRow:
     recipient: str | None
     person: str | None
     payload_hash: str | None
+    kind: str = ""
+    sheet_row: int | None = None
+    in_sheet: bool = True
 
 
 @dataclass
@@ -408,10 +411,15 @@ class Journal:
         return [
             SentRow(*r)
             for r in self.db.execute(
-                "SELECT idx, ref, state, recipient, person, payload_hash FROM rows "
+                "SELECT idx, ref, state, recipient, person, payload_hash, kind, sheet_row, "
+                "in_sheet FROM rows "
                 "WHERE state NOT IN ('PLANNED', 'INVALID') AND ref IS NOT NULL ORDER BY idx"
             )
         ]
+
+    def planned_index(self) -> list[Row]:
+        """The rows still to send (PLANNED, in the sheet): what a resume would pay."""
+        return self.rows([S.PLANNED])
 
     def sync_orders(self, orders: list[Order]) -> None:
         """Make the journal's rows those of `orders`, keeping everything already sent.

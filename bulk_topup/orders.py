@@ -667,22 +667,36 @@ def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> lis
 GIFT_ROW_IDENTITY = "giftcard:row "
 
 
+PERSON_SEPARATOR = "|"
+
+
+def person_pairs(person: str | None) -> set[str]:
+    """The `column=value` pairs a stored person is made of (each one tells the row apart)."""
+    return {pair for pair in (person or "").split(PERSON_SEPARATOR) if pair}
+
+
 def _assign_identity(orders: list[Order]) -> None:
     """Each valid order's recipient and person: what a payment is, beyond its ref, so that an
-    edited row or a re-run sheet is recognised as paying the same person again."""
-    persons: dict[str, int] = defaultdict(int)
+    edited row or a re-run sheet is recognised as paying the same person again.
+
+    The person is made of the row's own cells (a name, an employee id, a remark) that no other
+    row of the sheet shares: any one of them, met again on a new row, names the same person
+    (a corrected number with a remark written beside it is still Bilal's row)."""
+    cells: dict[int, list[str]] = {}
+    seen: dict[str, int] = defaultdict(int)
     for order in orders:
         own = [
             f"{column}={value.strip()}"
             for column, value in order.cells.items()
             if column not in ALIASES and not column.startswith("(") and value.strip()
         ]
-        order.person = "|".join(own)
-        if order.valid and order.person:
-            persons[order.person] += 1
+        cells[id(order)] = own
+        if order.valid:
+            for pair in own:
+                seen[pair] += 1
     for order in orders:
-        if persons.get(order.person, 0) != 1:
-            order.person = ""  # shared by several rows (a department, a date): not an identity
+        # A cell shared by several rows (a department, a date) tells nobody apart.
+        order.person = PERSON_SEPARATOR.join(p for p in cells[id(order)] if seen[p] == 1)
         if not order.valid:
             continue
         if order.kind == "mobile":

@@ -25,16 +25,23 @@ from .clock import parse_iso
 from .context import RunContext
 from .errors import ApiError, NotFound
 from .journal import Row, RowState
-from .models import GiftOrder
+from .models import GiftOrder, TopupStatus
 from .poll import Poller
 from .texts import (
     NO_FREE_GIFT_MATCH,
     NO_GIFT_MATCH,
+    REF_HELD_HERE,
+    REF_USED_ELSEWHERE,
     SEND_TIME_UNKNOWN,
     SEVERAL_GIFT_MATCHES,
 )
 
 S = RowState
+
+
+def _whole(value: object) -> object:
+    """`500.0` -> `500`: the API's numbers compared with the sheet's integers."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class Reconciler:
@@ -44,14 +51,19 @@ class Reconciler:
         self.ctx = ctx
         self.poller = poller
 
-    async def uncertain(self, rows: Iterable[Row]) -> None:
-        """Reconcile every row of `rows` (SENDING or UNCERTAIN) with the provider."""
+    async def uncertain(self, rows: Iterable[Row], *, locked: bool = False) -> None:
+        """Reconcile every row of `rows` (SENDING or UNCERTAIN) with the provider. A gift row is
+        looked for under its product's gift lock (`locked`: the caller holds it already)."""
         for row in rows:
             if self.ctx.guard.stopped:
                 return
             try:
-                if row.kind == "giftcard":
+                if row.kind == "giftcard" and locked:
                     await self.gift(row)
+                elif row.kind == "giftcard":
+                    p = row.payload
+                    async with self.ctx.gift_locks.hold(p["productId"], p["typeId"], p["quantity"]):
+                        await self.gift(self.ctx.journal.row(row.idx))
                 else:
                     await self.by_ref(row, "reconciled by ref")
             except ApiError as e:
@@ -74,9 +86,40 @@ class Reconciler:
             self.never_placed(row, "the provider has no order with this ref: it was never placed")
             return
         self.ctx.guard.success()
+        foreign = self._not_ours(row, status)
+        if foreign:
+            # The provider holds another order under this ref (a ref column reused across
+            # batches): this row was not paid, and sending it again would be refused again.
+            row = self.ctx.journal.transition(
+                row.idx, S.REJECTED, foreign, error_code="DUPLICATED_REF", error_message=foreign
+            )
+            self.ctx.notify("rejected", row)
+            return
         row = self.ctx.journal.transition(row.idx, S.SUBMITTED, why, order_id=status.id)
         self.poller.watch(row, first=False)
         self.ctx.settler.topup(row, status)
+
+    def _not_ours(self, row: Row, status: TopupStatus) -> str | None:
+        """Why the order the provider holds under this row's ref is not this row's order (None
+        when it is): another number, plan or amount, or an order another row already holds."""
+        p = row.payload
+        if row.kind == "mobile":
+            mine = (p.get("MSSIDN"), p.get("plan_code"), p.get("amount"))
+            theirs = (status.target, status.product, status.amount)
+        else:
+            mine = (p.get("number"), p.get("type"), p.get("value"))
+            theirs = (status.target, status.product, status.amount)
+        differs = any(
+            a is not None and b not in (None, "") and str(a) != str(_whole(b))
+            for a, b in zip(mine, theirs, strict=True)
+        )
+        holder = self.ctx.journal.holder_of(status.id) if status.id else None
+        if holder is not None and holder != (row.sheet_row or row.idx):
+            return REF_HELD_HERE.format(ref=row.ref, row=holder)
+        other = self.ctx.history.claimed_by(status.id) if self.ctx.history and status.id else None
+        if other is not None or differs:
+            return REF_USED_ELSEWHERE.format(ref=row.ref)
+        return None
 
     def never_placed(self, row: Row, why: str) -> None:
         """No order exists for this row: send it again, unless the sheet no longer holds it."""

@@ -25,7 +25,7 @@ import anyio
 
 from .client import OneClickClient
 from .clock import Clock, iso
-from .context import Progress, RunContext, RunOptions
+from .context import GiftLocks, Progress, RunContext, RunOptions
 from .errors import ApiError, AuthError, RefusedError
 from .guard import Guard
 from .i18n import _, money
@@ -34,7 +34,7 @@ from .models import KeyInfo
 from .poll import Poller
 from .reconcile import Reconciler
 from .settle import Schedule, Settler
-from .submit import GiftLocks, Submitter
+from .submit import Submitter
 from .texts import INTERRUPTED
 
 if TYPE_CHECKING:
@@ -112,8 +112,8 @@ class Runner:
         self._callback: Progress = progress or (lambda event, row: None)
         self.poller = Poller(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.poller)
-        locks = GiftLocks(journal.path.parent.parent / "locks", client.base_url)
-        self.submitter = Submitter(self.ctx, self.reconciler, self.poller, locks)
+        self.ctx.gift_locks = GiftLocks(journal.path.parent.parent / "locks", client.base_url)
+        self.submitter = Submitter(self.ctx, self.reconciler, self.poller)
         self.ctx.progress = self._progress
         self._reconciled = False
         if journal.get_meta("gift_refs") == "honoured":

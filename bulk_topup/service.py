@@ -15,11 +15,19 @@ The faces pass their confirmation, progress and stop control in as `Hooks`; they
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shlex
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import anyio
+from filelock import FileLock, Timeout
 
 from .approval import authorise_run, check_resume, record_authorisation
 from .batchfile import open_batch
@@ -27,8 +35,8 @@ from .changes import REPEAT_WINDOW_DAYS, edits, refuse_edits, refuse_repeats, re
 from .clock import iso
 from .config import Settings
 from .context import RunOptions
-from .errors import BulkTopupError, InvalidRowsError, RefusedError, UsageError
-from .history import History
+from .errors import ApiError, AuthError, BulkTopupError, InvalidRowsError, RefusedError, UsageError
+from .history import ADMITTED, HELD, History
 from .i18n import _
 from .journal import FINAL, Journal, Row, RowState
 from .models import mask
@@ -38,9 +46,10 @@ from .plan import validate_sheet
 from .policy import Policy
 from .report import default_path, output_format, write_results
 from .report.settings import ReportSettings
-from .runner import Outcome, Preflight, Runner, exit_code_for
+from .runner import Outcome, Preflight, Runner, auth_refusal, exit_code_for
 from .sheet import Sheet
-from .statedir import default_state_dir
+from .statedir import default_state_dir, private_folder
+from .texts import display
 
 S = RowState
 EXIT_OK, EXIT_INVALID, EXIT_FAILED_ROWS, EXIT_NOT_FINAL = 0, 3, 4, 5
@@ -211,6 +220,7 @@ def write_batch_results(journal: Journal, path: Path, report: ReportSettings | N
 
 async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> Outcome:
     if not hooks.confirm(facts):
+        _hold(runner.journal)
         raise RefusedError(_("{command} not confirmed; nothing was sent").format(command=what))
     runner.progress = hooks.progress
     hooks.started(runner)
@@ -243,6 +253,72 @@ def tell_refusal(
     return send(address, news, secrets=[secret] if secret else [])
 
 
+@asynccontextmanager
+async def admission(state_dir: Path, timeout: float = 120.0) -> AsyncIterator[None]:
+    """The state dir's admission lock: the repeat guard's look at the other batches and the
+    journaling of this batch's rows happen as one step, so two runs of one sheet started
+    together cannot both pass the guard."""
+    lock = FileLock(str(private_folder(state_dir / "locks") / "admission.lock"), thread_local=False)
+    waited = 0.0
+    while True:
+        try:
+            lock.acquire(timeout=0)
+            break
+        except Timeout:
+            if waited >= timeout:
+                raise RefusedError(
+                    _(
+                        "another run of this state dir is being admitted and does not finish; "
+                        "nothing was sent; try again"
+                    )  # fmt: skip
+                ) from None
+            await anyio.sleep(0.05)
+            waited += 0.05
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def check_results_path(path: Path, sheet: Path | None = None) -> None:
+    """The results file can be written where asked, in a format its name says: checked before
+    anything is sent, not after."""
+    output_format(str(path), None)  # an unknown extension is a UsageError
+    if sheet is not None and path.resolve() == sheet.resolve():
+        raise UsageError(
+            _("the results file {path} is the order sheet itself: give --out another name").format(
+                path=path
+            )
+        )
+    folder = path.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            _(
+                "the results file {path} cannot be written there (the folder {folder} is not "
+                "writable); give --out another place"
+            ).format(path=path, folder=folder)  # fmt: skip
+        )
+
+
+def _hold(journal: Journal) -> None:
+    """The batch's rows still to send were held back (not confirmed, refused before sending):
+    until it is admitted again they are nobody's intended payment."""
+    with contextlib.suppress(sqlite3.Error):
+        journal.set_meta(intent=HELD)
+
+
+def _could_not_start(e: ApiError) -> RefusedError:
+    if isinstance(e, AuthError):
+        return RefusedError(auth_refusal(e))
+    return RefusedError(
+        _(
+            "the API could not be reached or read ({reason}); nothing was sent; try again later"
+        ).format(reason=display(e.message))  # fmt: skip
+    )
+
+
 def _empty_batch(batch: str) -> NothingToSend:
     return NothingToSend(
         _(
@@ -271,12 +347,20 @@ async def run_sheet(
     try:
         same_api(journal, settings.api_url)
         result_path = _results_path(journal, request.sheet, request.batch, request.out)
+        check_results_path(result_path, request.sheet)
         async with settings.client(
             throttle=settings.throttle(options.rate), concurrency=options.concurrency
         ) as client:
             runner = Runner(journal, client, settings.clock, options)
-            await _admit(settings, request, hooks, journal, runner, result_path)
-            facts = await runner.preflight()
+            try:
+                await _admit(settings, request, hooks, journal, runner, result_path)
+                facts = await runner.preflight()
+            except ApiError as e:
+                _hold(journal)
+                raise _could_not_start(e) from None
+            except RefusedError:
+                _hold(journal)
+                raise
             outcome = await _drive(runner, hooks, facts, "run")
         path = write_batch_results(journal, result_path, request.report)
         result = _result(journal, settings, request.batch, outcome, path, facts)
@@ -341,15 +425,17 @@ async def _admit(
     conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
     if conflicts:
         raise InvalidRowsError(refuse_edits(conflicts), conflicts)
-    if not request.allow_repeat:
-        sent = {r.ref for r in journal.sent_index()}
-        found = repeats(
-            validation.orders, sent, history, batch=request.batch,
-            fingerprint=print_, now=settings.clock.wall(), window_days=request.repeat_window,
-        )  # fmt: skip
-        if found:
-            raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
-    journal.sync_orders(validation.orders)
+    async with admission(settings.state_dir):
+        if not request.allow_repeat:
+            sent = {r.ref for r in journal.sent_index()}
+            found = repeats(
+                validation.orders, sent, history, batch=request.batch,
+                fingerprint=print_, now=settings.clock.wall(), window_days=request.repeat_window,
+            )  # fmt: skip
+            if found:
+                raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
+        journal.sync_orders(validation.orders)
+        journal.set_meta(intent=ADMITTED)
     record_authorisation(journal, authorised)
     journal.set_meta(
         sheet=str(request.sheet.resolve()),
@@ -373,8 +459,11 @@ async def resume_batch(
     policy: Policy | None = None,
     notify: str | None = None,
     actor: str | None = None,
+    allow_repeat: bool = False,
+    repeat_window: float = REPEAT_WINDOW_DAYS,
 ) -> BatchResult:
-    """Continue a batch from its journal alone: reconcile, send what is left, poll."""
+    """Continue a batch from its journal alone: reconcile, send what is left, poll. The rows
+    left to send are checked against the other batches first, as `run` checks a sheet's."""
     hooks = hooks or Hooks()
     journal = open_batch(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
@@ -386,6 +475,7 @@ async def resume_batch(
         same_api(journal, settings.api_url)
         check_resume(journal, policy)
         result_path = _results_path(journal, None, batch, out)
+        check_results_path(result_path)
         if set(journal.counts()) <= {s.value for s in FINAL}:
             # Every row is final: nothing to send, nothing to look at; no API call is made.
             exists = result_path.exists() and out is None and report is None
@@ -394,9 +484,29 @@ async def resume_batch(
         async with settings.client(
             throttle=settings.throttle(options.rate), concurrency=options.concurrency
         ) as client:
-            history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
+            history = History(
+                settings.state_dir, api_url=settings.api_url, exclude=journal.path,
+                environment=journal.get_meta("environment"),
+            )  # fmt: skip
             runner = Runner(journal, client, settings.clock, options, history=history)
-            facts = await runner.preflight()
+            async with admission(settings.state_dir):
+                if not allow_repeat:
+                    found = repeats(
+                        journal.planned_index(), set(), history, batch=batch, fingerprint=None,
+                        now=settings.clock.wall(), window_days=repeat_window,
+                    )  # fmt: skip
+                    if found:
+                        raise InvalidRowsError(refuse_repeats(found, repeat_window), found)
+                if journal.count([S.PLANNED]):
+                    journal.set_meta(intent=ADMITTED)
+            try:
+                facts = await runner.preflight()
+            except ApiError as e:
+                _hold(journal)
+                raise _could_not_start(e) from None
+            except RefusedError:
+                _hold(journal)
+                raise
             outcome = await _drive(runner, hooks, facts, "resume")
         path = write_batch_results(journal, result_path, report)
         result = _result(journal, settings, batch, outcome, path, facts)

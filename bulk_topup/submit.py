@@ -13,14 +13,9 @@ apart by when they were created, so each POST and its reconciliation hold a lock
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
-from filelock import FileLock, Timeout
 
 from .clock import iso
 from .context import RunContext
@@ -43,43 +38,13 @@ S = RowState
 FEED = 500  # PLANNED rows read from the journal at a time: a 100,000-row batch is never one list
 
 
-class GiftLocks:
-    """One lock per (API, product, type, quantity): in-process and across processes."""
-
-    def __init__(self, folder: Path, api_url: str) -> None:
-        self.folder = folder
-        self.api_url = api_url
-        self._local: dict[str, anyio.Lock] = {}
-
-    @asynccontextmanager
-    async def hold(self, product: str, type_id: str, quantity: int) -> AsyncIterator[None]:
-        key = hashlib.sha256(f"{self.api_url}|{product}|{type_id}|{quantity}".encode()).hexdigest()
-        local = self._local.setdefault(key, anyio.Lock())
-        async with local:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            lock = FileLock(str(self.folder / f"gift-{key[:24]}.lock"), thread_local=False)
-            while True:
-                try:
-                    lock.acquire(timeout=0)
-                    break
-                except Timeout:
-                    await anyio.sleep(0.05)  # another process is placing the same gift order
-            try:
-                yield
-            finally:
-                lock.release()
-
-
 class Submitter:
     """Sends the batch's PLANNED rows with `concurrency` rows in flight."""
 
-    def __init__(
-        self, ctx: RunContext, reconciler: Reconciler, poller: Poller, gift_locks: GiftLocks
-    ) -> None:
+    def __init__(self, ctx: RunContext, reconciler: Reconciler, poller: Poller) -> None:
         self.ctx = ctx
         self.reconciler = reconciler
         self.poller = poller
-        self.gift_locks = gift_locks
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -124,7 +89,7 @@ class Submitter:
         if row.kind != "giftcard":
             return await self._submit(row)
         p = row.payload
-        async with self.gift_locks.hold(p["productId"], p["typeId"], p["quantity"]):
+        async with self.ctx.gift_locks.hold(p["productId"], p["typeId"], p["quantity"]):
             return await self._submit(row)
 
     async def _submit(self, row: Row) -> bool:
@@ -149,7 +114,7 @@ class Submitter:
             self._done(row)
             row = journal.row(row.idx)
             if row.kind == "giftcard":
-                await self.reconciler.uncertain([row])
+                await self.reconciler.uncertain([row], locked=True)
             else:
                 await self.reconciler.by_ref(row, "the provider already had this ref")
             return False
@@ -202,7 +167,7 @@ class Submitter:
                 provider_done_at=iso(ctx.client.provider_now()),
             )  # fmt: skip
             ctx.notify("uncertain", row)
-            await self.reconciler.uncertain([row])
+            await self.reconciler.uncertain([row], locked=True)
             return journal.row(row.idx).state == S.PLANNED and guard.spend_retry()
         guard.success()
         row = journal.transition(

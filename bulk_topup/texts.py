@@ -41,6 +41,14 @@ NO_FREE_GIFT_MATCH = N_(
     "no matching order in the provider's list during its POST ({n} matching held by other rows)"
 )
 SEVERAL_GIFT_MATCHES = N_("{n} matching orders in the provider's list during its POST")
+REF_USED_ELSEWHERE = N_(
+    "the provider holds another order under the ref {ref} (another batch's, or another "
+    "payment's): this row was not paid; give it a ref of its own and send it in a new batch"
+)
+REF_HELD_HERE = N_(
+    "the provider's order under the ref {ref} is already row {row}'s in this batch: this row "
+    "was not paid; give it a ref of its own"
+)
 
 # --- the API client's failures, as client.py words them ---------------------------------------
 
@@ -58,8 +66,8 @@ UNREADABLE = N_(
 STORED = (
     BALANCE_RAN_OUT, KEY_REFUSED, BREAKER, RETRY_BUDGET, INTERRUPTED, INTERRUPTED_BY,
     UNREADABLE_STATUS, REFUNDED, SENDING_FAILED, SEND_TIME_UNKNOWN, NO_GIFT_MATCH,
-    NO_FREE_GIFT_MATCH, SEVERAL_GIFT_MATCHES, NOT_REACHED, CUT_OFF, SLOW_DOWN, API_FAILED,
-    API_FAILED_MAY_EXIST, UNREADABLE,
+    NO_FREE_GIFT_MATCH, SEVERAL_GIFT_MATCHES, REF_USED_ELSEWHERE, REF_HELD_HERE, NOT_REACHED,
+    CUT_OFF, SLOW_DOWN, API_FAILED, API_FAILED_MAY_EXIST, UNREADABLE,
 )  # fmt: skip
 
 _FIELD = re.compile(r"\{(\w+)\}")

@@ -335,9 +335,30 @@ class GuardedOutput:
         return getattr(self._stream, name)
 
 
+def _usable(stream: Any) -> bool:
+    """False for a standard stream the process was started without (`>&-`: Python gives None)
+    or whose descriptor is closed."""
+    import os
+
+    if stream is None:
+        return False
+    try:
+        os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
 def entry() -> None:
     """The `bulk-topup` console script."""
     import atexit
+    import os
+
+    # Started with its output closed (a daemon, some cron set-ups): what it would print goes
+    # nowhere, and the command still does its work and keeps its exit code.
+    for name in ("stdout", "stderr"):
+        if not _usable(getattr(sys, name)):
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
 
     out = GuardedOutput(sys.stdout)
     sys.stdout = out
