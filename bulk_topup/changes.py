@@ -114,12 +114,14 @@ def edits(orders: list[Order], journal: Journal, *, send_edited: bool = False) -
     return conflicts
 
 
-def refuse_edits(conflicts: list[Conflict]) -> str:
+def refuse_edits(conflicts: list[Conflict], allow: str | None = None) -> str:
+    """The refusal of edited rows; `allow` says how to send them anyway in the face's words
+    (default: the command line's option)."""
+    allow = allow or _("pass --send-edited-rows to send these rows as new orders on purpose")
     return _(
         "the sheet would pay again people this batch has already sent to (an edited or added "
-        "row); nothing was sent. Restore the rows as they were sent, or pass "
-        "--send-edited-rows to send these rows as new orders on purpose:\n  {rows}"
-    ).format(rows=_listing(conflicts))
+        "row); nothing was sent. Restore the rows as they were sent, or {allow}:\n  {rows}"
+    ).format(allow=allow, rows=_listing(conflicts))
 
 
 def _candidate(item: Order | Row) -> tuple[int, str, str | None, float, str | None, Text]:
@@ -220,9 +222,10 @@ def repeats(
     return conflicts
 
 
-def refuse_repeats(conflicts: list[Conflict], window_days: float) -> str:
+def refuse_repeats(conflicts: list[Conflict], window_days: float, allow: str | None = None) -> str:
+    """The refusal of repeats; `allow` says how to send them anyway in the face's words."""
+    allow = allow or _("pass --allow-repeat; --repeat-window DAYS sets the window")
     return _(
         "this would pay again what another batch paid in the last {days} days; nothing was "
-        "sent. If it is meant (a second payment on purpose), pass --allow-repeat; "
-        "--repeat-window DAYS sets the window:\n  {rows}"
-    ).format(days=f"{window_days:g}", rows=_listing(conflicts))
+        "sent. If it is meant (a second payment on purpose), {allow}:\n  {rows}"
+    ).format(days=f"{window_days:g}", allow=allow, rows=_listing(conflicts))

@@ -74,6 +74,9 @@ class SheetRun:
     allow_repeat: bool = False  # rows another batch paid within the window: send them anyway
     repeat_window: float = REPEAT_WINDOW_DAYS  # days
     report: ReportSettings | None = None  # language, time zone, CSV dialect, codes in custody
+    #: how a refusal says to send edited rows or repeats anyway, in the face's words
+    #: (keys "edits", "repeats"; default: the command line's options)
+    allow_hints: dict[str, str] = field(default_factory=dict)
     plan: Path | None = None  # run only what this approved plan says
     policy: Policy | None = None  # approvals and caps (policy.load_policy)
     notify: str | None = None  # where to send word when the batch ends, stops or needs a person
@@ -424,7 +427,7 @@ async def _admit(
     print_ = fingerprint(request.sheet)
     conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
     if conflicts:
-        raise InvalidRowsError(refuse_edits(conflicts), conflicts)
+        raise InvalidRowsError(refuse_edits(conflicts, request.allow_hints.get("edits")), conflicts)
     async with admission(settings.state_dir):
         if not request.allow_repeat:
             sent = {r.ref for r in journal.sent_index()}
@@ -433,7 +436,12 @@ async def _admit(
                 fingerprint=print_, now=settings.clock.wall(), window_days=request.repeat_window,
             )  # fmt: skip
             if found:
-                raise InvalidRowsError(refuse_repeats(found, request.repeat_window), found)
+                raise InvalidRowsError(
+                    refuse_repeats(
+                        found, request.repeat_window, request.allow_hints.get("repeats")
+                    ),
+                    found,
+                )
         journal.sync_orders(validation.orders)
         journal.set_meta(intent=ADMITTED)
     record_authorisation(journal, authorised)
@@ -644,7 +652,7 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         if journal is not None:
             conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
             if conflicts:
-                refusals.append(refuse_edits(conflicts))
+                refusals.append(refuse_edits(conflicts, request.allow_hints.get("edits")))
             for s in journal.sent_index():
                 known[s.ref] = s.state
         if not request.allow_repeat:
@@ -660,7 +668,9 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
                 window_days=request.repeat_window,
             )  # fmt: skip
             if found:
-                refusals.append(refuse_repeats(found, request.repeat_window))
+                refusals.append(
+                    refuse_repeats(found, request.repeat_window, request.allow_hints.get("repeats"))
+                )
         send = [o for o in validation.valid if o.ref not in known]
         to_check = sum(
             1 for o in validation.valid if known.get(o.ref) in (S.SENDING.value, S.UNCERTAIN.value)
