@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -66,13 +67,22 @@ def describe(exc: BaseException) -> str | None:
     return None
 
 
+def _without_credentials(text: str) -> str:
+    """A command line without the passwords and tokens an address may carry
+    (`--notify json://user:secret@host` -> `json://[secret]@host`)."""
+    return re.sub(r"(\w+://)[^/\s@]+@", r"\1[secret]@", text)
+
+
 def write_report(exc: BaseException, state_dir: Path | None) -> Path | None:
     """The full, redacted traceback in a 0600 file (in the state dir's crash folder, else the
     system's temporary folder). Returns its path, or None when nowhere could take it."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    text = redact(
-        f"bulk-topup {__version__} crash report, {stamp} UTC\n"
-        f"command: {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(exc))
+    text = _without_credentials(
+        redact(
+            f"bulk-topup {__version__} crash report, {stamp} UTC\n"
+            f"command: {_without_credentials(' '.join(sys.argv))}\n\n"
+            + "".join(traceback.format_exception(exc))
+        )
     )
     folders = []
     if state_dir is not None:

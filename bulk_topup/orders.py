@@ -160,6 +160,8 @@ class Validation:
     summary: dict[str, Any]
     sheet_notes: list[str] = field(default_factory=list)  # sheets not read, columns carried
     skipped: list[Problem] = field(default_factory=list)  # rows that are not orders (totals)
+    #: catalog parts neither the API nor a cache could give: their checks were not made
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> list[Order]:
@@ -228,7 +230,7 @@ def build_orders(
     summary = summarise(orders, duplicates)
     summary["warnings"] += len(skipped)
     summary["skipped"] = [{"row": p.row, "why": p.message} for p in skipped]
-    return Validation(orders, notes, summary, list(sheet.notes), skipped)
+    return Validation(orders, notes, summary, list(sheet.notes), skipped, list(catalog.missing))
 
 
 def totals_line(row: SheetRow, labels: dict[str, str]) -> Problem | None:

@@ -3,6 +3,7 @@ secrets, a consistent journal, the results and the command that continues the ba
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shlex
@@ -259,3 +260,105 @@ def test_the_printed_resume_command_is_shell_quoted(tmp_path: Path) -> None:
     assert result.exit_code == 5, result.output
     line = next(x for x in result.output.splitlines() if "bulk-topup resume" in x).strip()
     assert shlex.split(line)[:4] == ["bulk-topup", "resume", "--batch", key]
+
+
+# --- after a hostile review --------------------------------------------------------------------
+
+
+def test_a_crash_after_sending_tells_the_notification_address(
+    tmp_path: Path, provider: tuple[str, World]
+) -> None:
+    """A run that breaks after it paid is the run that most needs a person: the notification
+    goes out (without the address's password in the crash report)."""
+    received: list[bytes] = []
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url, _ = provider
+    state = tmp_path / "state"
+    env = {"ONECLICK_API_URL": url, "ONECLICK_API_KEY": MARKER, "BULK_TOPUP_STATE_DIR": str(state),
+           "BULK_TOPUP_CLOCK_SPEED": "50"}  # fmt: skip
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("phone,plan_code,amount\n0661000601,PREPAID_MOBILIS,500\n")
+    notify = f"json://user:hooksecret@127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        crash = bulk(
+            "run", str(sheet), "--batch", "c", "--yes", "--notify", notify, env=env,
+            code="import bulk_topup.service as s\n"
+            "def boom(*a, **k):\n    raise RuntimeError('the results could not be made')\n"
+            "s.write_batch_results = boom\n",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert crash.returncode == 5, crash.stderr
+    assert len(received) == 1 and b"an unexpected error stopped bulk-topup" in received[0]
+    report = Path(crash.stderr.split("the details are in ")[1].split(" (no key in it)")[0])
+    assert "hooksecret" not in report.read_text() and "json://[secret]@127.0.0.1" in (
+        report.read_text()
+    )
+
+
+def test_validate_without_the_catalog_is_not_a_clean_validate(tmp_path: Path) -> None:
+    """The API unreachable and no cache: the plan codes were not checked, so validate does not
+    say 0 (5: try again when the API answers)."""
+    from .conftest import free_port
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("phone,plan_code,amount\n0661000701,PREPAID_MOBILIS,500\n")
+    result = CliRunner().invoke(
+        main, ["validate", str(sheet), "--state-dir", str(tmp_path / "st")],
+        env={"ONECLICK_API_URL": f"http://127.0.0.1:{free_port()}", "ONECLICK_API_KEY": "k"},
+    )  # fmt: skip
+    assert result.exit_code == 5, result.output
+    assert "were NOT checked" in result.output
+
+
+def test_sigterm_at_the_confirmation_is_a_refusal_not_a_kill(tmp_path: Path) -> None:
+    """SIGTERM while the prompt waits: nothing was sent, so it ends as a refusal (exit 6) with a
+    sentence, not as a killed process (143)."""
+    import pty
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("phone,plan_code,amount\n0661000801,PREPAID_MOBILIS,500\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: bulk-topup on a terminal, waiting at its prompt
+        os.execv(sys.executable, [sys.executable, "-m", "bulk_topup", "run", str(sheet),
+                 "--batch", "t", "--emulator", "--state-dir", str(tmp_path / "st")])  # fmt: skip
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"Send these" not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+        os.kill(pid, signal.SIGTERM)
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 6, seen.decode(errors="replace")
+    assert b"not confirmed; nothing was sent" in seen

@@ -94,6 +94,8 @@ def handle_errors(fn: F) -> F:
             report = write_report(raised, state_dir)
             if batch:
                 _salvage(str(batch), state_dir)
+            if fn.__name__ in BATCH_COMMANDS:
+                _tell_crash(kwargs, fn.__name__, sentence)
             if report is not None:
                 click.echo(
                     _(
@@ -106,6 +108,21 @@ def handle_errors(fn: F) -> F:
             sys.exit(EXIT_NOT_FINAL if batch else EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _tell_crash(kwargs: dict[str, Any], command: str, sentence: str) -> None:
+    """A batch command that broke tells the notification address too (a cron run that crashed
+    after sending is the run that most needs a person)."""
+    try:
+        from ..service import tell_refusal
+        from .approvals import show_delivery
+
+        problem = BulkTopupError(sentence)
+        problem.exit_code = EXIT_NOT_FINAL
+        batch = kwargs.get("batch") or _("(all batches)")
+        show_delivery(tell_refusal(kwargs.get("notify"), str(batch), command, problem))
+    except Exception:  # noqa: BLE001  (telling must never hide the error it tells of)
+        pass
 
 
 def _state_dir_of(kwargs: dict[str, Any]) -> Path | None:
@@ -178,7 +195,7 @@ def api_options(fn: F) -> F:
             envvar="BULK_TOPUP_STATE_DIR",
             default=None,
             help="Where journals and caches live [env BULK_TOPUP_STATE_DIR; "
-            "default ./.bulk-topup].",
+            "default ~/.local/state/bulk-topup].",
         ),
         click.option(
             "--clock-speed",

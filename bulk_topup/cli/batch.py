@@ -165,11 +165,19 @@ class CliHooks:
                     "--yes to run unattended (cron); nothing was sent"
                 ).format(command=self.what)
             )
+        import signal
+
+        def terminated(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt  # SIGTERM at the prompt: as Ctrl-C, nothing was sent
+
+        previous = signal.signal(signal.SIGTERM, terminated)
         try:
             return click.confirm(_("Send these {n} top-ups?").format(n=facts.rows), default=False)
-        except click.Abort:  # Ctrl-C or end of input at the prompt
+        except click.Abort:  # Ctrl-C, SIGTERM or end of input at the prompt
             click.echo("")
             return False
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def progress(self, event: str, row: Any) -> None:
         if self.bars is not None:

@@ -190,7 +190,8 @@ def emulator(
 
     def banner() -> None:
         click.echo(
-            f"OneClickDz v3 emulator on http://{host}:{port}  (speed x{speed:g}, "
+            f"OneClickDz v3 emulator on http://{f'[{host}]' if ':' in host else host}:{port}  "
+            f"(speed x{speed:g}, "
             f"rate limit {rate_limit or 'none'}, balance {balance:,.2f} DZD)"
         )
         click.echo(f"accepted key: {SANDBOX_KEY}  (header X-Access-Token)")

@@ -72,7 +72,11 @@ def validate(
         click.echo(json.dumps(validation_json(result), ensure_ascii=False, indent=1))
     else:
         print_validation(read, result)
-    sys.exit(EXIT_OK if not result.invalid else EXIT_INVALID)
+    # A sheet whose checks against the catalog could not all be made is not a clean validate:
+    # 5, as for an open batch, means "try again later" (when the API answers).
+    if result.invalid:
+        sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_NOT_FINAL if result.unchecked else EXIT_OK)
 
 
 def validation_json(result: Any) -> dict[str, Any]:
