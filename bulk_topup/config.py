@@ -32,6 +32,7 @@ KEY_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
 EMULATOR_URL = "http://emulator.local"
 
 _SECRETS: set[str] = set()
+MIN_SECRET = 8  # characters: a shorter string is redacted nowhere
 
 
 def secrets() -> frozenset[str]:
@@ -118,10 +119,11 @@ def read_key(key_file: str | None) -> str:
             )
     text = raw.decode("utf-8", "replace").strip().removeprefix("\ufeff")
     if text:
-        _SECRETS.add(text)  # even a malformed key is kept out of every report
-        for line in text.splitlines():
-            if line.strip():
-                _SECRETS.add(line.strip())
+        # Even a malformed key is kept out of every report (a string of a few characters cannot
+        # be a key, and marking every "k" of a message would make it unreadable).
+        for secret in (text, *text.splitlines()):
+            if len(secret.strip()) >= MIN_SECRET:
+                _SECRETS.add(secret.strip())
     if not text:
         raise UsageError(_("{where} is empty").format(where=where))
     if len(text.splitlines()) > 1:

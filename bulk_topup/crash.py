@@ -38,12 +38,20 @@ def _has_ours(exc: BaseException) -> bool:
     return isinstance(exc, BulkTopupError)
 
 
-def disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "disk is full" in text or "disk i/o error" in text
+def disk_full(exc: BaseException | None) -> bool:
+    """A full disk, wherever it shows: an OSError, SQLite's words for it, or a library's own
+    error raised from one (the workbook writer wraps the OSError it met)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        if isinstance(exc, sqlite3.OperationalError):
+            text = str(exc).lower()
+            if "disk is full" in text or "disk i/o error" in text:
+                return True
+        if any(f"[Errno {n}]" in str(exc) for n in (errno.ENOSPC, errno.EDQUOT)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
 
 

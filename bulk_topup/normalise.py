@@ -22,6 +22,9 @@ MOBILE_PREFIXES = [
     ("213", 3, N_("213 replaced by 0")),
 ]
 SEPARATORS_REMOVED = N_("spaces or separators removed")
+ARABIC_DIGITS = N_("written in Arabic-Indic digits")
+#: ٠١٢٣٤٥٦٧٨٩ (Arabic-Indic) and ۰۱۲۳۴۵۶۷۸۹ (Eastern Arabic-Indic) as 0-9
+_TO_ASCII = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 ZERO_RESTORED = N_("leading 0 restored (lost by Excel)")
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
 
@@ -84,6 +87,9 @@ def normalise_mobile(text: str) -> tuple[str, list[Text], Text | None]:
     """(number, repairs, error). The number is `0XXXXXXXXX` when there is no error."""
     repairs: list[Text] = []
     raw = text.strip()
+    if raw.translate(_TO_ASCII) != raw:  # digits typed in Arabic script: the same digits
+        raw = raw.translate(_TO_ASCII)
+        repairs.append(Text(ARABIC_DIGITS))
     if not raw:
         return "", repairs, Text(N_("is empty; write the mobile number (0XXXXXXXXX)"))
     try:
@@ -137,6 +143,9 @@ def normalise_mobile(text: str) -> tuple[str, list[Text], Text | None]:
 def normalise_internet(kind: str, text: str) -> tuple[str, list[Text], Text | None]:
     repairs: list[Text] = []
     raw = text.strip()
+    if raw.translate(_TO_ASCII) != raw:
+        raw = raw.translate(_TO_ASCII)
+        repairs.append(Text(ARABIC_DIGITS))
     if not raw:
         return "", repairs, Text(N_("is empty; write the line number"))
     try:

@@ -224,8 +224,9 @@ def build_orders(
         else:
             orders.append(_order(row, len(orders), catalog, labels))
     _check_gift_stock(orders, catalog)
+    _assign_persons(orders)
     duplicates = _assign_refs(orders, batch, allow_duplicates)
-    _assign_identity(orders)
+    _assign_recipients(orders)
     notes = _catalog_notes(catalog)
     summary = summarise(orders, duplicates)
     summary["warnings"] += len(skipped)
@@ -260,7 +261,17 @@ def _order(row: SheetRow, index: int, catalog: Catalog, labels: dict[str, str]) 
     if kind_error:
         order.error("kind", kind_error)
         return order
-    for column in sorted(row.formulas & set(ALIASES)):
+    if row.hidden:
+        order.error(
+            _TARGET_COLUMN.get(order.kind, "phone"),
+            Text(N_("this row is hidden in the sheet: unhide it to send it, or delete it")),
+        )
+    for column, error in sorted(row.excel_errors.items()):
+        order.error(
+            column,
+            Text(N_("the cell shows an Excel error ({error}); type the value itself"), error=error),
+        )
+    for column in sorted(row.formulas & set(ALIASES) - set(row.excel_errors)):
         value = cells.get(column, "")
         if value:
             order.warn(
@@ -612,18 +623,26 @@ def _check_gift_stock(orders: list[Order], catalog: Catalog) -> None:
             order.error("quantity", message)
 
 
+#: The column a duplicate is reported under, per kind.
+_TARGET_COLUMN = {"mobile": "phone", "internet": "number", "giftcard": "product_id"}
+
+
 def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> list[dict[str, Any]]:
     seen: dict[tuple[Any, ...], list[Order]] = defaultdict(list)
+    same_order: dict[tuple[Any, ...], list[Order]] = defaultdict(list)
     user_refs: dict[str, Order] = {}
     duplicates = []
     for order in orders:
         if not order.valid:
             continue
         key = (order.kind, order.target, order.product, order.amount, order.quantity)
-        earlier = seen[key]
+        # Two identical gift cards for two people (their own columns tell them apart) are two
+        # orders, not a slip; a top-up goes to a number, so the same top-up twice is one.
+        person = order.person if order.kind == "giftcard" else ""
+        earlier = same_order[(*key, person)]
         if earlier:
             first = earlier[0]
-            column = "phone" if order.kind == "mobile" else "number"
+            column = _TARGET_COLUMN[order.kind]
             if allow_duplicates:
                 order.warn(
                     column,
@@ -646,8 +665,9 @@ def _assign_refs(orders: list[Order], batch: str, allow_duplicates: bool) -> lis
                     ),
                 )
             duplicates.append({"row": order.row, "same_as": first.row, "order": order.describe()})
-        occurrence = len(earlier)
         earlier.append(order)
+        occurrence = len(seen[key])  # refs stay distinct among identical orders, whoever's
+        seen[key].append(order)
         if order.user_ref:
             if order.user_ref in user_refs:
                 order.error(
@@ -677,13 +697,10 @@ def person_pairs(person: str | None) -> set[str]:
     return {pair for pair in (person or "").split(PERSON_SEPARATOR) if pair}
 
 
-def _assign_identity(orders: list[Order]) -> None:
-    """Each valid order's recipient and person: what a payment is, beyond its ref, so that an
-    edited row or a re-run sheet is recognised as paying the same person again.
-
-    The person is made of the row's own cells (a name, an employee id, a remark) that no other
-    row of the sheet shares: any one of them, met again on a new row, names the same person
-    (a corrected number with a remark written beside it is still Bilal's row)."""
+def _assign_persons(orders: list[Order]) -> None:
+    """Each order's person: the row's own cells (a name, an employee id, a remark) that no
+    other row of the sheet shares. Any one of them, met again on a new row, names the same
+    person (a corrected number with a remark written beside it is still Bilal's row)."""
     cells: dict[int, list[str]] = {}
     seen: dict[str, int] = defaultdict(int)
     for order in orders:
@@ -699,6 +716,12 @@ def _assign_identity(orders: list[Order]) -> None:
     for order in orders:
         # A cell shared by several rows (a department, a date) tells nobody apart.
         order.person = PERSON_SEPARATOR.join(p for p in cells[id(order)] if seen[p] == 1)
+
+
+def _assign_recipients(orders: list[Order]) -> None:
+    """Each valid order's recipient: what a payment is, beyond its ref, so that an edited row or
+    a re-run sheet is recognised as paying the same person again."""
+    for order in orders:
         if not order.valid:
             continue
         if order.kind == "mobile":

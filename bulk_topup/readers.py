@@ -82,6 +82,8 @@ class Grid:
     sheets: list[SheetInfo]
     formulas: dict[int, dict[int, str]] = field(default_factory=dict)  # row -> {col: text}
     notes: list[str] = field(default_factory=list)
+    errors: dict[int, dict[int, str]] = field(default_factory=dict)  # row -> {col: "#N/A"}
+    hidden: set[int] = field(default_factory=set)  # row numbers hidden (or filtered out)
 
 
 def column_letters(index: int) -> str:
@@ -200,6 +202,9 @@ _XLSX_TOKEN = re.compile(
 _XLSX_ROW_END = re.compile(rb"</" + _P + rb"row>")
 _R_ATTR = re.compile(rb"""\br\s*=\s*["']([A-Za-z]{1,4})?(\d{1,8})?["']""")
 _HAS_VALUE = re.compile(rb"<" + _P + rb"(?:v|is)\b")
+_VALUE = re.compile(rb"<" + _P + rb"v>(.*?)</" + _P + rb"v>", re.S)
+_ERROR_TYPE = re.compile(rb"""\bt\s*=\s*["']e["']""")
+_HIDDEN = re.compile(rb"""\bhidden\s*=\s*["'](?:1|true)["']""")
 _FORMULA = re.compile(rb"<" + _P + rb"f\b[^>]*?(?:/>|>(.*?)</" + _P + rb"f>)", re.S)
 
 
@@ -216,17 +221,25 @@ _FAST_EMPTY = re.compile(rb'<c r="[A-Z]{1,3}\d{1,7}"[^>/]*/>')
 _LAST_ROW = re.compile(rb'<row r="(\d{1,7})"')
 
 
-def scan_xlsx_sheet(
-    stream: IO[bytes], name: str, chunk: int = 4 << 20
-) -> tuple[Extent, dict[int, dict[int, str]]]:
-    """The extent of a worksheet's XML and its formula texts ({row number: {col: text}})."""
+@dataclass
+class XlsxScan:
+    """What a worksheet's XML says beyond its values: formula texts, Excel error values (the
+    reader shows those cells empty) and hidden rows, by row number."""
+
+    formulas: dict[int, dict[int, str]] = field(default_factory=dict)
+    errors: dict[int, dict[int, str]] = field(default_factory=dict)
+    hidden: set[int] = field(default_factory=set)
+
+
+def scan_xlsx_sheet(stream: IO[bytes], name: str, chunk: int = 4 << 20) -> tuple[Extent, XlsxScan]:
+    """The extent of a worksheet's XML, and its formulas, error cells and hidden rows."""
     extent = Extent(name)
-    formulas: dict[int, dict[int, str]] = {}
+    scan = XlsxScan()
     state = [-1, -1]  # the row and column of the last cell seen
     for piece in _chunks(stream, _XLSX_ROW_END, chunk):
-        if not _scan_fast(piece, extent, state) and not _scan_slow(piece, extent, formulas, state):
+        if not _scan_fast(piece, extent, state) and not _scan_slow(piece, extent, scan, state):
             break
-    return extent, formulas
+    return extent, scan
 
 
 def _scan_fast(piece: bytes, extent: Extent, state: list[int]) -> bool:
@@ -234,6 +247,8 @@ def _scan_fast(piece: bytes, extent: Extent, state: list[int]) -> bool:
     C-speed regular expressions; False when the piece needs the careful scan."""
     if b"<f" in piece or b":c " in piece or b":c>" in piece:
         return False
+    if b'"e"' in piece or b"'e'" in piece or b"hidden=" in piece:
+        return False  # an error cell, or a hidden row: the careful scan records them
     valued = _FAST_VALUED.findall(piece)
     if len(valued) + len(_FAST_EMPTY.findall(piece)) != piece.count(b"<c ") + piece.count(b"<c>"):
         return False
@@ -253,16 +268,17 @@ def _scan_fast(piece: bytes, extent: Extent, state: list[int]) -> bool:
     return True
 
 
-def _scan_slow(
-    piece: bytes, extent: Extent, formulas: dict[int, dict[int, str]], state: list[int]
-) -> bool:
+def _scan_slow(piece: bytes, extent: Extent, scan: XlsxScan, state: list[int]) -> bool:
     """Every row and cell token of a piece, whatever its form; False once beyond the limits."""
     row, col = state
+    formulas = scan.formulas
     for m in _XLSX_TOKEN.finditer(piece):
         if m.group(1):  # <row>
             r = _R_ATTR.search(m.group(2))
             row = int(r.group(2)) - 1 if r and r.group(2) else row + 1
             col = -1
+            if _HIDDEN.search(m.group(2)):
+                scan.hidden.add(row + 1)
             continue
         r = _R_ATTR.search(m.group(3))
         if r and r.group(1):
@@ -278,6 +294,10 @@ def _scan_slow(
         if f:
             text = unescape((f.group(1) or b"").decode("utf-8", "replace"))
             formulas.setdefault(row + 1, {})[col] = text
+        if _ERROR_TYPE.search(m.group(3)):
+            v = _VALUE.search(body)
+            error = unescape(v.group(1).decode("utf-8", "replace")) if v else "#ERROR"
+            scan.errors.setdefault(row + 1, {})[col] = error
         if (_HAS_VALUE.search(body) or f) and not extent.add(row, col):
             return False
     state[0], state[1] = row, col
@@ -703,9 +723,10 @@ def _read_xlsx(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str 
             )
         )
     with z.open(member) as f:
-        extent, formulas = scan_xlsx_sheet(f, chosen.name)
+        extent, scan = scan_xlsx_sheet(f, chosen.name)
     extent.check(path)
-    return Grid(chosen.name, _grid(wb, path, chosen.name), infos, formulas, notes)
+    return Grid(chosen.name, _grid(wb, path, chosen.name), infos, scan.formulas, notes,
+                scan.errors, scan.hidden)  # fmt: skip
 
 
 def _read_ods(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str | None) -> Grid:

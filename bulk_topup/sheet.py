@@ -116,6 +116,9 @@ class SheetRow:
     number: int  # the row number a spreadsheet application shows
     cells: dict[str, str]  # canonical or passthrough column -> text
     formulas: set[str] = field(default_factory=set)  # columns whose cell held a formula
+    #: columns whose cell shows an Excel error (#N/A, #DIV/0!): the reader reads it as empty
+    excel_errors: dict[str, str] = field(default_factory=dict)
+    hidden: bool = False  # the row is hidden (or filtered out) in the spreadsheet
 
 
 @dataclass
@@ -438,6 +441,13 @@ def _to_sheet(path: Path, grid: Grid) -> Sheet:
         raw = rows[i]
         texts = [cell_text(c) for c in raw]
         number = i + 1
+        shown_errors: dict[str, str] = {}
+        for col, error in grid.errors.get(number, {}).items():
+            if col < len(texts) and not texts[col]:
+                if col < width and columns[col] in ALIASES:
+                    shown_errors[columns[col]] = error  # an order cell: an error on the row
+                else:
+                    texts[col] = error  # a note of the clerk's own: kept as it shows
         written = formulas.get(number)
         if written:
             for col, formula in written.items():
@@ -446,12 +456,20 @@ def _to_sheet(path: Path, grid: Grid) -> Sheet:
                     col >= width or columns[col] not in ALIASES
                 ):  # fmt: skip
                     texts[col] = "=" + formula
-        if not any(texts):
+        if not any(texts) and not shown_errors:
             continue
         _refuse_controls(where, number, texts, headers)
         cells = {columns[j]: texts[j] if j < len(texts) else "" for j in range(width)}
         cols = set(written) if written else set()
-        out.append(SheetRow(number, cells, {columns[c] for c in cols if c < width}))
+        out.append(
+            SheetRow(
+                number,
+                cells,
+                {columns[c] for c in cols if c < width},
+                shown_errors,
+                number in grid.hidden,
+            )  # fmt: skip
+        )
         if any(texts[width:]):
             cells[BEYOND] = " | ".join(t for t in texts[width:] if t)
     _refuse_controls(where, header_number, headers, headers)

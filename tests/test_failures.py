@@ -320,7 +320,7 @@ def test_validate_without_the_catalog_is_not_a_clean_validate(tmp_path: Path) ->
     sheet.write_text("phone,plan_code,amount\n0661000701,PREPAID_MOBILIS,500\n")
     result = CliRunner().invoke(
         main, ["validate", str(sheet), "--state-dir", str(tmp_path / "st")],
-        env={"ONECLICK_API_URL": f"http://127.0.0.1:{free_port()}", "ONECLICK_API_KEY": "k"},
+        env={"ONECLICK_API_URL": f"http://127.0.0.1:{free_port()}", "ONECLICK_API_KEY": "key-0"},
     )  # fmt: skip
     assert result.exit_code == 5, result.output
     assert "were NOT checked" in result.output
@@ -362,3 +362,17 @@ def test_sigterm_at_the_confirmation_is_a_refusal_not_a_kill(tmp_path: Path) -> 
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 6, seen.decode(errors="replace")
     assert b"not confirmed; nothing was sent" in seen
+
+
+def test_an_output_on_a_full_device_keeps_the_exit_code_and_says_so(tmp_path: Path) -> None:
+    """`validate x > /dev/full`: the output cannot be written, the command still says what it
+    found by its exit code, with one line and no traceback."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "bulk_topup", "validate", str(SAMPLES / "messy.csv"),
+             "--emulator", "--state-dir", str(tmp_path / "st")],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the output could not all be written (no space left where it goes)" in done.stderr

@@ -414,12 +414,13 @@ def test_the_scans_see_the_same_cells_whatever_the_chunk_size(tmp_path: Path) ->
             results = []
             for chunk in (64, 1000, 4 << 20):
                 with z.open("xl/worksheets/sheet1.xml") as f:
-                    extent, formulas = readers.scan_xlsx_sheet(f, "s", chunk)
-                results.append(((extent.rows, extent.cols), formulas))
+                    extent, scan = readers.scan_xlsx_sheet(f, "s", chunk)
+                results.append(((extent.rows, extent.cols), scan.formulas))
         assert results[0] == results[1] == results[2], name
     assert results[0][0] == (2 + 40, 5)
     with zipfile.ZipFile(path) as z, z.open("xl/worksheets/sheet1.xml") as f:
-        extent, formulas = readers.scan_xlsx_sheet(f, "s", 64)
+        extent, scan = readers.scan_xlsx_sheet(f, "s", 64)
+    formulas = scan.formulas
     assert (extent.rows, extent.cols) == (302, 10)
     assert formulas[3] == {3: 'A3&"x"'} and 2 not in formulas
     assert sum(len(v) for v in formulas.values()) == len([i for i in range(300) if i % 7])

@@ -413,3 +413,28 @@ async def test_the_amount_is_part_of_every_ref(catalog) -> None:
     assert len({o.ref for o in orders}) == 4
     assert orders[0].ref == make_ref("b", "mobile", "0661234567", "PREPAID_MOBILIS", 500, 0)
     assert orders[3].ref == make_ref("b", "internet", "036362608", "ADSL", 2000, 0)
+
+
+async def test_identical_gift_cards_for_two_people_are_two_orders(catalog) -> None:
+    """The same card for Amel and for Bilal is not a duplicate (their names tell them apart),
+    and their refs differ; without names it is the same order twice, reported under the
+    product's column as the sheet wrote it."""
+    gift = {"product_id": "507f1f77bcf86cd799439011", "type_id": "type_001", "quantity": "1"}
+    named = build_orders(
+        sheet_of({"name": "Amel", **gift}, {"name": "Bilal", **gift}), "b", catalog
+    )
+    assert [o.valid for o in named.orders] == [True, True]
+    assert named.orders[0].ref != named.orders[1].ref
+    bare = build_orders(sheet_of(dict(gift), dict(gift)), "b", catalog)
+    assert not bare.orders[1].valid
+    problem = bare.orders[1].errors[0]
+    assert problem.field == "product_id" and "same order as row 2" in str(problem.message)
+
+
+def test_arabic_indic_digits_are_read_alike_in_numbers_and_amounts() -> None:
+    number, repairs, error = normalise_mobile("٠٦٦١٢٣٤٥٦٧")
+    assert (number, error) == ("0661234567", None)
+    assert [str(r) for r in repairs] == ["written in Arabic-Indic digits"]
+    assert normalise_internet("ADSL", "۰۳۶۳۶۲۶۰۸")[0] == "036362608"
+    amount, repair, error = parse_dzd("٥٠٠")
+    assert (amount, error) == (500, None) and str(repair) == '"٥٠٠" read as 500 DA'

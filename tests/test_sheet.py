@@ -264,3 +264,46 @@ def test_entity_declarations_after_a_long_comment_are_found(tmp_path: Path) -> N
     path.write_bytes(buf.getvalue())
     with pytest.raises(SheetError, match="XML entity declarations"):
         read_sheet(path)
+
+
+def test_hidden_rows_and_excel_errors_are_named_on_their_row(tmp_path: Path) -> None:
+    """A row the clerk hid (or filtered out) is not sent as if it were shown; a cell showing
+    #N/A is not "empty"; in a column of the clerk's own, #N/A is kept as it shows."""
+    import re
+    import zipfile
+
+    from openpyxl import Workbook
+
+    from bulk_topup.catalog import Catalog
+    from bulk_topup.orders import build_orders
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["phone", "plan_code", "amount", "note"])
+    ws.append(["0661234567", "PREPAID_MOBILIS", 500, "ok"])
+    ws.append(["0661234568", "PREPAID_MOBILIS", 600, "hidden"])
+    ws.append(["0661234569", "PREPAID_MOBILIS", 700, 1])
+    ws.row_dimensions[3].hidden = True
+    path = tmp_path / "s.xlsx"
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    xml = files["xl/worksheets/sheet1.xml"].decode()
+    xml = re.sub(r'<c r="C4"[^>]*>.*?</c>', '<c r="C4" t="e"><v>#N/A</v></c>', xml)
+    xml = re.sub(r'<c r="D4"[^>]*>.*?</c>', '<c r="D4" t="e"><f>1/0</f><v>#DIV/0!</v></c>', xml)
+    files["xl/worksheets/sheet1.xml"] = xml.encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    sheet = read_sheet(path)
+    assert [r.hidden for r in sheet.rows] == [False, True, False]
+    assert sheet.rows[2].excel_errors == {"amount": "#N/A"}
+    assert sheet.rows[2].cells["note"] == "#DIV/0!"
+    orders = build_orders(sheet, "b", Catalog(missing=["plans"])).orders
+    assert orders[0].valid
+    assert [str(p) for p in orders[1].errors] == [
+        "row 3, phone: this row is hidden in the sheet: unhide it to send it, or delete it"
+    ]
+    assert [str(p) for p in orders[2].errors] == [
+        "row 4, amount: the cell shows an Excel error (#N/A); type the value itself"
+    ]

@@ -322,26 +322,29 @@ class GuardedOutput:
     def __init__(self, stream: Any) -> None:
         self._stream = stream
         self.cut = False
+        self.full = False  # the output's device is full (`> /dev/full`, a full disk)
 
     def write(self, text: str) -> int:
         if not self.cut:
             try:
                 return int(self._stream.write(text))
-            except BrokenPipeError:
-                self._cut()
+            except OSError as e:  # the reader went away, or the output's disk is full
+                self._cut(e)
         return len(text)
 
     def flush(self) -> None:
         if not self.cut:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._cut()
+            except OSError as e:
+                self._cut(e)
 
-    def _cut(self) -> None:
+    def _cut(self, error: OSError) -> None:
+        import errno
         import os
 
         self.cut = True
+        self.full = error.errno in (errno.ENOSPC, errno.EDQUOT)
         try:  # the interpreter's own flush at exit must not fail either
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self._stream.fileno())
@@ -383,8 +386,20 @@ def entry() -> None:
     def note() -> None:
         if out.cut:
             with contextlib.suppress(OSError):
-                sys.stderr.write(_("note: the output was closed before it was all written") + "\n")
+                said = (
+                    _("note: the output could not all be written (no space left where it goes)")
+                    if out.full
+                    else _("note: the output was closed before it was all written")
+                )
+                sys.stderr.write(said + "\n")
 
+    def quiet_teardown(unraisable: Any) -> None:
+        # A file object closed by the garbage collector after a full disk already reported:
+        # no second report, and no traceback, on the terminal.
+        if not isinstance(unraisable.exc_value, OSError):
+            sys.__unraisablehook__(unraisable)
+
+    sys.unraisablehook = quiet_teardown
     atexit.register(note)
     main()
 
