@@ -245,8 +245,8 @@ def bench_resume(n: int = 10_000, speed: float = 50.0) -> None:
 def setup_report(state: Path, sheet: Path) -> None:
     """A journal of 100,000 settled rows (run in a process of its own, see bench_report)."""
     from bulk_topup.batchfile import open_batch
-    from bulk_topup.orders import build_orders
     from bulk_topup.sheet import read_sheet
+    from bulk_topup.validation import build_orders
 
     orders = build_orders(read_sheet(sheet), "report-100k", None).orders
     with open_batch(state, "report-100k", now=lambda: "2026-11-27T08:00:00.000Z") as j:

@@ -26,8 +26,9 @@ from datetime import datetime, timedelta
 from .clock import iso
 from .history import MAY_BE_PAID, History
 from .i18n import Text, _, shown
+from .identity import GIFT_ROW_IDENTITY, person_pairs
 from .journal import Journal, Row
-from .orders import GIFT_ROW_IDENTITY, Order, person_pairs
+from .orders import Order
 
 #: Default repeat window: shorter than the shortest gap between two monthly payroll runs (28 days:
 #: the 1st of February to the 1st of March, or a run moved to a Monday), long enough to catch the

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from .catalog import load_catalog
 from .client import OneClickClient
-from .orders import Validation, build_orders, infer_kind
+from .orders import Validation, infer_kind
 from .sheet import Sheet, read_sheet
+from .validation import build_orders
 
 
 def needed_parts(sheet: Sheet) -> tuple[tuple[str, ...], set[str]]:

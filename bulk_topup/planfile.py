@@ -382,9 +382,9 @@ async def prepare(
     Raises SheetError when the file changes while it is read, RefusedError for a refused key."""
     from .catalog import load_catalog
     from .errors import AuthError, SheetError
-    from .orders import build_orders
     from .plan import needed_parts
     from .sheet import read_sheet
+    from .validation import build_orders
 
     try:
         key = await client.validate_key()

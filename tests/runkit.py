@@ -14,10 +14,10 @@ from bulk_topup.client import OneClickClient, RetryPolicy
 from bulk_topup.clock import VirtualClock, iso
 from bulk_topup.emulator import SANDBOX_KEY, EmulatorApp, EmulatorTransport
 from bulk_topup.journal import Journal
-from bulk_topup.orders import build_orders
 from bulk_topup.runner import Outcome, Runner, RunOptions
 from bulk_topup.sheet import Sheet, SheetRow
 from bulk_topup.throttle import AdaptiveThrottle
+from bulk_topup.validation import build_orders
 
 BASE = "http://emulator.test"
 

@@ -12,7 +12,7 @@ from bulk_topup.catalog import load_catalog
 from bulk_topup.client import OneClickClient, RetryPolicy
 from bulk_topup.emulator import SANDBOX_KEY
 from bulk_topup.errors import AuthError
-from bulk_topup.orders import build_orders
+from bulk_topup.validation import build_orders
 
 from .conftest import BASE, no_wait
 from .runkit import mobile, sheet_of

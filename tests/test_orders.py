@@ -8,8 +8,8 @@ import pytest
 
 from bulk_topup.catalog import Catalog, load_catalog
 from bulk_topup.normalise import normalise_internet, normalise_mobile, parse_dzd
-from bulk_topup.orders import build_orders
 from bulk_topup.refs import batch_slug, make_ref, payload_hash
+from bulk_topup.validation import build_orders
 
 from .conftest import BASE
 from .runkit import sheet_of

@@ -23,8 +23,8 @@ from bulk_topup.cli import main
 from bulk_topup.clock import parse_iso
 from bulk_topup.i18n import use_language
 from bulk_topup.journal import RowState
-from bulk_topup.orders import build_orders
 from bulk_topup.report import write_results
+from bulk_topup.validation import build_orders
 
 from .runkit import Kit, gift, internet, mobile, sheet_of
 

@@ -11,9 +11,9 @@ from bulk_topup.batchfile import open_batch
 from bulk_topup.emulator import ApiKey, EmulatorTransport
 from bulk_topup.errors import BatchLockedError, InvalidRowsError, JournalError, RefusedError
 from bulk_topup.journal import MIGRATIONS, RowState
-from bulk_topup.orders import build_orders
 from bulk_topup.runner import RunOptions
 from bulk_topup.throttle import AdaptiveThrottle
+from bulk_topup.validation import build_orders
 
 from .runkit import Kit, gift, internet, mobile, sheet_of
 

@@ -275,7 +275,7 @@ def test_hidden_rows_and_excel_errors_are_named_on_their_row(tmp_path: Path) -> 
     from openpyxl import Workbook
 
     from bulk_topup.catalog import Catalog
-    from bulk_topup.orders import build_orders
+    from bulk_topup.validation import build_orders
 
     wb = Workbook()
     ws = wb.active

@@ -38,7 +38,7 @@ MUTANTS = [
     ("internet rows recording no debit", "bulk_topup/settle.py",
      "debited = row.cost  #", "debited = None  #",
      "tests/test_runner.py::test_an_internet_card_records_what_it_cost"),
-    ("refs ignoring the amount of mobile rows", "bulk_topup/orders.py",
+    ("refs ignoring the amount of mobile rows", "bulk_topup/identity.py",
      'amount = order.amount if order.kind != "giftcard" else order.quantity',
      'amount = None if order.kind == "mobile" else order.amount if order.kind != "giftcard" '
      "else order.quantity",
