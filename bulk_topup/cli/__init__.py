@@ -420,4 +420,4 @@ def run_async(coro: Any) -> Any:
 
 
 # The commands live in modules of their own; importing them registers them on `main`.
-from . import approvals, batch, console, serve, sheets  # noqa: E402, F401
+from . import approvals, batch, console, journals, serve, sheets  # noqa: E402, F401
