@@ -222,7 +222,12 @@ def write_batch_results(journal: Journal, path: Path, report: ReportSettings | N
 
 
 async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> Outcome:
-    if not hooks.confirm(facts):
+    try:
+        confirmed = hooks.confirm(facts)
+    except BaseException:  # no terminal to ask on, Ctrl-C at the prompt: not confirmed either
+        _hold(runner.journal)
+        raise
+    if not confirmed:
         _hold(runner.journal)
         raise RefusedError(_("{command} not confirmed; nothing was sent").format(command=what))
     runner.progress = hooks.progress

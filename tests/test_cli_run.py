@@ -264,3 +264,30 @@ def test_a_refused_key_is_worded_alike_everywhere(served, tmp_path: Path) -> Non
         blocked = CliRunner().invoke(main, ["catalog", "mobile", *state], env=env)
     assert "IP_BLOCKED" in blocked.output
     assert "wait 15 minutes before trying again" in blocked.output
+
+
+def test_resume_checks_repeats_and_takes_allow_repeat(cli, tmp_path: Path) -> None:
+    """A batch held at the prompt, then the same people paid by another batch: resuming the held
+    batch refuses with the option to name, and resume has that option."""
+    sheet = tmp_path / "pay.csv"
+    sheet.write_text(
+        "Name,Phone,Plan,Amount\nAmina,0778037340,PREPAID_DJEZZY,1000\n"
+        "Karim,0661234567,PREPAID_MOBILIS,500\n"
+    )
+    assert cli("run", str(sheet), "--batch", "held").exit_code == 6  # nobody said yes
+    # Held back, its rows are nobody's intended payment: the other batch is not refused for them.
+    assert cli("run", str(sheet), "--batch", "paid", "--yes").exit_code == 0
+    refused = cli("resume", "--batch", "held", "--yes")
+    assert refused.exit_code == 3, refused.output
+    assert "would pay again what another batch paid" in refused.output
+    assert "nothing was sent" in refused.output and "pass --allow-repeat" in refused.output
+    status = CliRunner().invoke(
+        main, ["status", "--batch", "held", "--format", "json", "--state-dir", cli.state]
+    )
+    assert json.loads(status.output)["counts"] == {"PLANNED": 2}
+    again = cli("resume", "--batch", "held", "--yes", "--allow-repeat")
+    assert again.exit_code == 0, again.output
+    status = CliRunner().invoke(
+        main, ["status", "--batch", "held", "--format", "json", "--state-dir", cli.state]
+    )
+    assert json.loads(status.output)["counts"] == {"FULFILLED": 2}

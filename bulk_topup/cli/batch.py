@@ -85,6 +85,23 @@ def _options(
     )
 
 
+def repeat_options(f: Any) -> Any:
+    """--allow-repeat and --repeat-window, for run and resume alike."""
+    f = click.option(
+        "--repeat-window",
+        type=click.FloatRange(min=0),
+        default=25.0,
+        show_default=True,
+        help="Days in which a payment of another batch counts as a repeat.",
+    )(f)
+    return click.option(
+        "--allow-repeat",
+        is_flag=True,
+        help="Send rows whose recipient and amount another batch paid within the repeat window "
+        "(and the same sheet under another batch key), on purpose.",
+    )(f)
+
+
 @main.command()
 @click.argument("sheet", type=click.Path(dir_okay=False))
 @click.option(
@@ -113,19 +130,7 @@ def _options(
     help="Send rows that pay again someone this batch already sent to (an edited or added "
     "row), as new orders, on purpose.",
 )
-@click.option(
-    "--allow-repeat",
-    is_flag=True,
-    help="Send rows whose recipient and amount another batch paid within the repeat window "
-    "(and the same sheet under another batch key), on purpose.",
-)
-@click.option(
-    "--repeat-window",
-    type=click.FloatRange(min=0),
-    default=25.0,
-    show_default=True,
-    help="Days in which a payment of another batch counts as a repeat.",
-)
+@repeat_options
 @plan_option
 @policy_option
 @notify_option
@@ -247,6 +252,7 @@ def _dry_run(settings: Any, request: Any) -> None:
 
 @main.command()
 @click.option("--batch", required=True, help="The batch key given to run.")
+@repeat_options
 @policy_option
 @notify_option
 @run_options
@@ -263,9 +269,12 @@ def resume(
     concurrency: int,
     yes: bool,
     resend_uncertain_gifts: bool,
+    allow_repeat: bool,
+    repeat_window: float,
     **kw: Any,
 ) -> None:
-    """Continue a batch from its journal alone: reconcile, send what is left, poll."""
+    """Continue a batch from its journal alone: reconcile, send what is left, poll. Rows not yet
+    sent are checked against the other batches' payments first, as run checks them."""
     from ..policy import load_policy
     from ..service import resume_batch
 
@@ -276,8 +285,17 @@ def resume(
     rules = load_policy(policy)
     result = drive(
         lambda h: resume_batch(
-            settings, batch, options, h, Path(out) if out else None, report, rules, notify
-        ),
+            settings,
+            batch,
+            options,
+            h,
+            Path(out) if out else None,
+            report,
+            rules,
+            notify,
+            allow_repeat=allow_repeat,
+            repeat_window=repeat_window,
+        ),  # fmt: skip
         hooks,
     )
     show_delivery(result.notified)
