@@ -222,19 +222,37 @@ _LAST_ROW = re.compile(rb'<row r="(\d{1,7})"')
 
 
 @dataclass
-class XlsxScan:
-    """What a worksheet's XML says beyond its values: formula texts, Excel error values (the
-    reader shows those cells empty) and hidden rows, by row number."""
+class SheetScan:
+    """What a sheet's file says beyond its values, by row number: formula texts (empty where the
+    format keeps none readable), Excel error values (the reader shows those cells empty) and
+    hidden (or filtered out) rows."""
 
     formulas: dict[int, dict[int, str]] = field(default_factory=dict)
     errors: dict[int, dict[int, str]] = field(default_factory=dict)
     hidden: set[int] = field(default_factory=set)
 
+    def hide(self, first: int, count: int, extent: Extent) -> None:
+        """Rows `first`.. (1-based) hidden, `count` of them: only those up to the last row holding
+        a value are kept (a hidden run of a million empty rows costs nothing)."""
+        last = min(first + count - 1, max(extent.rows, first), MAX_ROWS)
+        self.hidden.update(range(first, last + 1))
 
-def scan_xlsx_sheet(stream: IO[bytes], name: str, chunk: int = 4 << 20) -> tuple[Extent, XlsxScan]:
+    def note(self, table: dict[int, dict[int, str]], row: int, col: int, text: str, rows: int = 1,
+             cols: int = 1) -> None:  # fmt: skip
+        """`text` for a cell (0-based), repeated over rows x cols; a vast repeat keeps only its
+        first cell (the extent check refuses such a sheet unless its cells are empty)."""
+        if rows * cols > 10_000:
+            rows = cols = 1
+        for r in range(row + 1, row + 1 + rows):
+            line = table.setdefault(r, {})
+            for c in range(col, col + cols):
+                line[c] = text
+
+
+def scan_xlsx_sheet(stream: IO[bytes], name: str, chunk: int = 4 << 20) -> tuple[Extent, SheetScan]:
     """The extent of a worksheet's XML, and its formulas, error cells and hidden rows."""
     extent = Extent(name)
-    scan = XlsxScan()
+    scan = SheetScan()
     state = [-1, -1]  # the row and column of the last cell seen
     for piece in _chunks(stream, _XLSX_ROW_END, chunk):
         if not _scan_fast(piece, extent, state) and not _scan_slow(piece, extent, scan, state):
@@ -268,7 +286,7 @@ def _scan_fast(piece: bytes, extent: Extent, state: list[int]) -> bool:
     return True
 
 
-def _scan_slow(piece: bytes, extent: Extent, scan: XlsxScan, state: list[int]) -> bool:
+def _scan_slow(piece: bytes, extent: Extent, scan: SheetScan, state: list[int]) -> bool:
     """Every row and cell token of a piece, whatever its form; False once beyond the limits."""
     row, col = state
     formulas = scan.formulas
@@ -390,9 +408,18 @@ def read_biff_globals(data: bytes) -> Biff:
     return Biff(version, encrypted, sheets)
 
 
-def scan_biff_sheet(data: bytes, offset: int, name: str) -> Extent:
-    """The extent of one sheet's substream (from its BOF to its EOF)."""
+#: BIFF error codes (BOOLERR records, formula results) as Excel shows them
+_BIFF_ERRORS = {0x00: "#NULL!", 0x07: "#DIV/0!", 0x0F: "#VALUE!", 0x17: "#REF!", 0x1D: "#NAME?",
+                0x24: "#NUM!", 0x2A: "#N/A", 0x2B: "#GETTING_DATA"}  # fmt: skip
+_BIFF_ROW, _BIFF_BOOLERR, _BIFF_FORMULA = 0x0208, 0x0205, 0x0006
+
+
+def scan_biff_sheet(data: bytes, offset: int, name: str) -> tuple[Extent, SheetScan]:
+    """The extent of one sheet's substream (from its BOF to its EOF), and its formula cells (an
+    XLS keeps a formula as tokens, so its text is not kept: ""), error cells and hidden rows."""
     extent = Extent(name)
+    scan = SheetScan()
+    hidden: list[int] = []
     depth = 0
     for pos, kind, length in _records(data, offset):
         if kind in (0x0809, 0x0409, 0x0209, 0x0009):
@@ -401,15 +428,29 @@ def scan_biff_sheet(data: bytes, offset: int, name: str) -> Extent:
             depth -= 1
             if depth <= 0:
                 break
+        elif kind == _BIFF_ROW and length >= 16:
+            row, flags = struct.unpack_from("<H", data, pos + 4)[0], data[pos + 4 + 12]
+            if flags & 0x20:  # fDyZero: the row is hidden
+                hidden.append(row)
         elif length >= 4 and (kind in _BIFF_CELLS or kind == _BIFF_MULRK):
             row, col = struct.unpack_from("<HH", data, pos + 4)
             cols = 1
             if kind == _BIFF_MULRK and length >= 6:
                 last = struct.unpack_from("<H", data, pos + 4 + length - 2)[0]
                 cols = max(1, last - col + 1)
+            if kind == _BIFF_BOOLERR and length >= 8 and data[pos + 4 + 7] == 1:
+                code = data[pos + 4 + 6]
+                scan.note(scan.errors, row, col, _BIFF_ERRORS.get(code, "#ERROR"))
+            elif kind == _BIFF_FORMULA and length >= 14:
+                result = data[pos + 4 + 6 : pos + 4 + 14]
+                scan.note(scan.formulas, row, col, "")
+                if result[6:8] == b"\xff\xff" and result[0] == 2:  # the result is an error
+                    scan.note(scan.errors, row, col, _BIFF_ERRORS.get(result[2], "#ERROR"))
             if not extent.add(row, col, 1, cols):
                 break
-    return extent
+    for row in hidden:
+        scan.hide(row + 1, 1, extent)
+    return extent, scan
 
 
 # --- ODS -----------------------------------------------------------------------------------------
@@ -423,13 +464,30 @@ _REPEAT = re.compile(rb"number-(rows|columns)-repeated\s*=\s*[\"'](\d{1,9})[\"']
 _NAME = re.compile(rb"""\b(?:[\w.-]+:)?name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
-def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[Extent]:
-    """The extent of every table of an ODS `content.xml`, repeated rows and cells counted."""
-    extents: list[Extent] = []
+_VISIBILITY = re.compile(rb"""\bvisibility\s*=\s*["'](collapse|filter)["']""")
+_ODS_FORMULA = re.compile(rb"""\bformula\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_ODS_ERROR = re.compile(rb"""\bvalue-type\s*=\s*["']error["']""")
+_TAGS = re.compile(rb"<[^>]*>")
+_ODS_CELL_END = re.compile(rb"</" + _P + rb"table-cell>")
+
+
+def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[tuple[Extent, SheetScan]]:
+    """The extent of every table of an ODS `content.xml`, repeated rows and cells counted, with
+    its formulas, error cells and hidden (or filtered out) rows."""
+    tables: list[tuple[Extent, SheetScan]] = []
     current: Extent | None = None
+    scan = SheetScan()
+    hidden: list[tuple[int, int]] = []
     depth = 0  # tables nested in cells are part of their cell, not sheets
-    row, col, row_repeat, _row_has_value, cell_open = -1, 0, 1, False, None
+    row, col, row_repeat, cell_open = -1, 0, 1, None
     stop = False
+
+    def finish() -> None:
+        if current is not None:
+            for first, count in hidden:
+                scan.hide(first, count, current)
+            hidden.clear()
+
     for piece in _chunks(stream, _ODS_ROW_END, chunk):
         for m in _ODS_TOKEN.finditer(piece):
             closing, tag, attrs, empty = m.group(1), m.group(2), m.group(3), m.group(4)
@@ -439,10 +497,12 @@ def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[Extent]:
                 elif not empty:
                     depth += 1
                     if depth == 1:
+                        finish()
                         found = _NAME.search(attrs)
                         title = (found.group(1) or found.group(2) or b"") if found else b""
                         current = Extent(unescape(title.decode("utf-8", "replace")))
-                        extents.append(current)
+                        scan = SheetScan()
+                        tables.append((current, scan))
                         row = -1
                 continue
             if depth != 1 or current is None or stop:
@@ -453,6 +513,8 @@ def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[Extent]:
                     continue
                 row += 1
                 col, row_repeat = 0, _repeat(attrs, b"rows")
+                if _VISIBILITY.search(attrs):
+                    hidden.append((row + 1, row_repeat))
                 if empty:
                     row += row_repeat - 1
                 continue
@@ -464,6 +526,17 @@ def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[Extent]:
                     cell_open = None
                 continue
             n = _repeat(attrs, b"columns")
+            if b"formula" in attrs:
+                f = _ODS_FORMULA.search(attrs)
+                if f:
+                    text = unescape((f.group(1) or f.group(2) or b"").decode("utf-8", "replace"))
+                    text = re.sub(r"^(?:[a-z]+:)?=", "", text)  # "of:=SUM(...)" reads "SUM(...)"
+                    scan.note(scan.formulas, row, col, text, row_repeat, n)
+            if b"error" in attrs and _ODS_ERROR.search(attrs):
+                end = None if empty else _ODS_CELL_END.search(piece, m.end())
+                shown = _TAGS.sub(b"", piece[m.end() : end.start()]) if end else b""
+                error = unescape(shown.decode("utf-8", "replace")).strip() or "#ERROR"
+                scan.note(scan.errors, row, col, error, row_repeat, n)
             if b"value-type" in attrs and empty:
                 if not current.add(row, col, row_repeat, n):
                     stop = True
@@ -472,7 +545,8 @@ def scan_ods(stream: IO[bytes], chunk: int = 4 << 20) -> list[Extent]:
             col += n
         if stop:
             break
-    return extents
+    finish()
+    return tables
 
 
 def _repeat(attrs: bytes, what: bytes) -> int:
@@ -731,13 +805,15 @@ def _read_xlsx(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str 
 
 def _read_ods(path: Path, source: Path | bytes, z: zipfile.ZipFile, sheet: str | None) -> Grid:
     with z.open("content.xml") as f:
-        extents = scan_ods(f)
-    for extent in extents:  # calamine parses every sheet of an ODS when it opens it
+        tables = scan_ods(f)
+    for extent, _scan in tables:  # calamine parses every sheet of an ODS when it opens it
         extent.check(path)
     wb = _open_calamine(source, path)
     infos = _metadata(wb)
     chosen, notes = _choose(path, infos, sheet)
-    return Grid(chosen.name, _grid(wb, path, chosen.name), infos, {}, notes)
+    scans = {extent.sheet: scan for extent, scan in reversed(tables)}  # the first of a name
+    return _scanned(Grid(chosen.name, _grid(wb, path, chosen.name), infos, notes=notes),
+                    scans.get(chosen.name))  # fmt: skip
 
 
 def _read_ole(path: Path, data: bytes, sheet: str | None, decrypted: bool = False) -> Grid:
@@ -776,9 +852,11 @@ def _read_ole(path: Path, data: bytes, sheet: str | None, decrypted: bool = Fals
         if decrypted:
             raise _damaged(path)
         return _read_ole(path, _decrypt(path, data), sheet, decrypted=True)
+    scans: dict[str, SheetScan] = {}
     for info, offset in biff.sheets:  # calamine parses every sheet of an XLS when it opens it
         if info.kind in ("worksheet", "macro"):
-            scan_biff_sheet(biff_data, offset, info.name).check(path)
+            extent, scans[info.name] = scan_biff_sheet(biff_data, offset, info.name)
+            extent.check(path)
     macros = [i.name for i, _ in biff.sheets if i.kind == "macro"]
     hint = ""
     if macros:
@@ -793,7 +871,14 @@ def _read_ole(path: Path, data: bytes, sheet: str | None, decrypted: bool = Fals
     wb = _open_calamine(data, path, hint)
     infos = _metadata(wb)
     chosen, notes = _choose(path, infos, sheet)
-    return Grid(chosen.name, _grid(wb, path, chosen.name), infos, {}, notes)
+    return _scanned(Grid(chosen.name, _grid(wb, path, chosen.name), infos, notes=notes),
+                    scans.get(chosen.name))  # fmt: skip
+
+
+def _scanned(grid: Grid, scan: SheetScan | None) -> Grid:
+    if scan is not None:
+        grid.formulas, grid.errors, grid.hidden = scan.formulas, scan.errors, scan.hidden
+    return grid
 
 
 def _decrypt(path: Path, data: bytes) -> bytes:

@@ -307,3 +307,26 @@ def test_hidden_rows_and_excel_errors_are_named_on_their_row(tmp_path: Path) -> 
     assert [str(p) for p in orders[2].errors] == [
         "row 4, amount: the cell shows an Excel error (#N/A); type the value itself"
     ]
+
+
+@pytest.mark.parametrize("name", ["hidden-and-errors.xls", "hidden-and-errors.ods"])
+def test_hidden_rows_and_excel_errors_of_xls_and_ods(name: str) -> None:
+    """The same sheet saved by LibreOffice as .xls and .ods: row 3 hidden, row 4 showing #N/A
+    in Amount and #DIV/0! in a note, row 5 a formula in a note. The readers show the error cells
+    empty and say nothing of hidden rows: the file itself is read for them."""
+    from bulk_topup.catalog import Catalog
+    from bulk_topup.validation import build_orders
+
+    sheet = read_sheet(FIXTURES / name)
+    assert [r.hidden for r in sheet.rows] == [False, True, False, False]
+    assert sheet.rows[2].excel_errors == {"amount": "#N/A"}
+    assert sheet.rows[2].cells["note"] == "#DIV/0!"  # a column of the clerk's own: as it shows
+    assert sheet.rows[3].formulas == {"note"} and sheet.rows[3].cells["note"] == "PREPAID_MOBILIS"
+    orders = build_orders(sheet, "b", Catalog(missing=["plans"])).orders
+    assert orders[0].valid and orders[3].valid
+    assert [str(p) for p in orders[1].errors] == [
+        "row 3, phone: this row is hidden in the sheet: unhide it to send it, or delete it"
+    ]
+    assert [str(p) for p in orders[2].errors] == [
+        "row 4, amount: the cell shows an Excel error (#N/A); type the value itself"
+    ]
