@@ -15,9 +15,11 @@ import io
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import SheetError
@@ -111,13 +113,17 @@ BEYOND = "(beyond the header)"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+NO_ERRORS: Mapping[str, str] = MappingProxyType({})
+NO_FORMULAS: frozenset[str] = frozenset()  # one for every row without a formula
+
+
 @dataclass(slots=True)
 class SheetRow:
     number: int  # the row number a spreadsheet application shows
     cells: dict[str, str]  # canonical or passthrough column -> text
-    formulas: set[str] = field(default_factory=set)  # columns whose cell held a formula
+    formulas: frozenset[str] = NO_FORMULAS  # columns whose cell held a formula
     #: columns whose cell shows an Excel error (#N/A, #DIV/0!): the reader reads it as empty
-    excel_errors: dict[str, str] = field(default_factory=dict)
+    excel_errors: Mapping[str, str] = field(default_factory=lambda: NO_ERRORS)  # shared if empty
     hidden: bool = False  # the row is hidden (or filtered out) in the spreadsheet
 
 
@@ -460,13 +466,12 @@ def _to_sheet(path: Path, grid: Grid) -> Sheet:
             continue
         _refuse_controls(where, number, texts, headers)
         cells = {columns[j]: texts[j] if j < len(texts) else "" for j in range(width)}
-        cols = set(written) if written else set()
         out.append(
             SheetRow(
                 number,
                 cells,
-                {columns[c] for c in cols if c < width},
-                shown_errors,
+                frozenset(columns[c] for c in written if c < width) if written else NO_FORMULAS,
+                shown_errors or NO_ERRORS,
                 number in grid.hidden,
             )  # fmt: skip
         )
