@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from .clock import iso
 from .history import MAY_BE_PAID, History
-from .i18n import Text, _, shown
+from .i18n import _, shown
 from .identity import GIFT_ROW_IDENTITY, person_pairs
 from .journal import Journal, Row
 from .orders import Order
@@ -125,13 +125,13 @@ def refuse_edits(conflicts: list[Conflict], allow: str | None = None) -> str:
     ).format(allow=allow, rows=_listing(conflicts))
 
 
-def _candidate(item: Order | Row) -> tuple[int, str, str | None, float, str | None, Text]:
-    """(sheet row, ref, recipient, face value, user ref, the order in words) of a sheet's order
-    or of a journal row still to send."""
+def _candidate(item: Order | Row) -> tuple[int, str, str | None, float, str | None, Order | Row]:
+    """(sheet row, ref, recipient, face value, user ref, the item) of a sheet's order or of a
+    journal row still to send; the item is put in words only when it is a repeat."""
     if isinstance(item, Row):
         return (item.sheet_row or 0, item.ref or "", item.recipient, item.face_value,
-                item.user_ref, item.describe())  # fmt: skip
-    return item.row, item.ref, item.recipient, item.face_value, item.user_ref, item.describe()
+                item.user_ref, item)  # fmt: skip
+    return item.row, item.ref, item.recipient, item.face_value, item.user_ref, item
 
 
 def repeats(
@@ -177,7 +177,7 @@ def repeats(
     ]
     used = history.refs_used({c[4] for c in candidates if c[4]})
     payments = history.payments_since(since)
-    for row, _ref, recipient, face, user_ref, words in candidates:
+    for row, _ref, recipient, face, user_ref, item in candidates:
         if user_ref and user_ref in used:
             other, other_row = used[user_ref]
             conflicts.append(
@@ -212,7 +212,7 @@ def repeats(
                 row,
                 message.format(
                     row=row,
-                    order=shown(words),
+                    order=shown(item.describe()),
                     batch=paid.batch,
                     where=where,
                     day=paid.sent_at[:10],
