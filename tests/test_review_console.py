@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from bulk_topup.batchfile import batch_path, open_batch
 from bulk_topup.cli import main
 from bulk_topup.clock import VirtualClock
 from bulk_topup.config import Settings
 from bulk_topup.console.app import CSP
 from bulk_topup.context import RunOptions
 from bulk_topup.emulator import ApiKey, EmulatorTransport, World, create_app
-from bulk_topup.journal import batch_path, open_batch
 from bulk_topup.report.settings import ReportSettings
 from bulk_topup.service import SheetRun, run_sheet
 
