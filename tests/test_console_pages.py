@@ -351,3 +351,26 @@ def test_a_resume_refused_as_a_repeat_is_allowed_with_a_tick(kit: Kit, tmp_path:
     kit.client.post(f"/batches/{bid}/resume",
                     data={"csrf": kit.csrf, "allow_repeat": "1", **figures})  # fmt: skip
     assert kit.wait("rep-b").error is None and _orders(kit, "0779990001") == 2
+
+
+def test_console_refusals_speak_of_what_the_console_offers(kit: Kit, own_config: Path) -> None:
+    """A worksheet named for a CSV, a plan prepared again once approved: each refusal says what
+    to do here, not which command-line option to pass."""
+    from bulk_topup.signing import new_key
+
+    upload = kit.upload(SAMPLES / "orders.csv", "worksheet", sheet_name="Feuil1")
+    page = _text(kit.client.get(f"/sheets/{upload}").text)
+    assert "a worksheet name does not apply" in page and "--sheet" not in page
+    _path, line = new_key("boss")
+    (own_config / "policy.toml").write_text(f"[approvers]\n{line}\n[approval]\nrequired = 1\n")
+    kit.app.state.config.policy = str(own_config / "policy.toml")
+    upload = kit.upload(SAMPLES / "orders.csv", "approved-once")
+    kit.client.post(f"/sheets/{upload}/plan", data={"csrf": kit.csrf})
+    plan = kit.client.get(f"/sheets/{upload}/plan").text
+    digest = plan.split('id="digest">', 1)[1].split("<", 1)[0]
+    form = {"csrf": kit.csrf, "key": "boss", "digest": digest}
+    assert "Approved" in kit.client.post(f"/sheets/{upload}/approve", data=form).text
+    again = kit.client.post(f"/sheets/{upload}/plan", data={"csrf": kit.csrf})
+    assert again.status_code == 400 and "upload it again" in again.text
+    assert "--out" not in again.text
+    assert digest in kit.client.get(f"/sheets/{upload}/plan").text  # the approved plan stays

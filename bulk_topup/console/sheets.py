@@ -21,7 +21,7 @@ from ..clock import iso
 from ..context import RunOptions
 from ..errors import UsageError
 from ..i18n import _, current_language, ngettext
-from ..planfile import build_plan, prepare, read_plan, write_plan
+from ..planfile import build_plan, prepare, read_plan, signatures_path, write_plan
 from ..policy import load_policy
 from ..preview import Expected, expected_of_dry_run
 from ..report.settings import CSV_DIALECTS, ReportSettings
@@ -195,6 +195,13 @@ async def plan_page(request: Request) -> Response:
 async def make_plan(request: Request, form: FormData) -> Response:
     sheet = _upload(request)
     settings = _settings(request)
+    if signatures_path(sheet.plan_path).exists():
+        raise UsageError(
+            _(
+                "this plan has approvals already: it is not replaced, so that no signature is "
+                "left beside a plan it did not approve; to plan the sheet anew, upload it again"
+            )
+        )
     needs_api(request)
     async with settings.client() as client:
         ready = await prepare(
