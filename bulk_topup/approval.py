@@ -136,8 +136,10 @@ async def authorise_run(
     api_url: str,
     state_dir: Path,
     now: datetime,
+    how: str | None = None,
 ) -> Authorisation | None:
-    """May this run send? Call after validation and before any API call that sends.
+    """May this run send? Call after validation and before any API call that sends (`how`:
+    how to have a run approved, in the face's words; default: the command line's).
 
     Without a plan and without a policy: None (nothing to check). With a policy and no plan: the
     run must need no approval for its total, and stay within the caps. With a plan: every check
@@ -153,14 +155,19 @@ async def authorise_run(
         if needed:
             problems.append(
                 ngettext(
-                    "the policy ({path}) needs {n} approval for a run of {face} DA: prepare a "
-                    "plan (bulk-topup plan), have it approved (bulk-topup approve), then run it "
-                    "with --plan",
-                    "the policy ({path}) needs {n} approvals for a run of {face} DA: prepare a "
-                    "plan (bulk-topup plan), have it approved (bulk-topup approve), then run it "
-                    "with --plan",
+                    "the policy ({path}) needs {n} approval for a run of {face} DA: {how}",
+                    "the policy ({path}) needs {n} approvals for a run of {face} DA: {how}",
                     needed,
-                ).format(path=policy.path, n=needed, face=money(face))
+                ).format(
+                    path=policy.path,
+                    n=needed,
+                    face=money(face),
+                    how=how
+                    or _(
+                        "prepare a plan (bulk-topup plan), have it approved (bulk-topup approve), "
+                        "then run it with --plan"
+                    ),
+                )  # fmt: skip
             )
         spends = [Spend(o.ref, recipient(o), o.face_value) for o in validation.valid]
         problems += cap_problems(policy, spends, batch=batch, state_dir=state_dir, now=now)
@@ -364,9 +371,10 @@ def record_authorisation(
     journal.set_meta(plan_sha256=plan.sha256, plan_digest=plan.digest)
 
 
-def check_resume(journal: Any, policy: Policy | None) -> None:
+def check_resume(journal: Any, policy: Policy | None, how: str | None = None) -> None:
     """`resume` sends the rows a run admitted; a batch the policy wants approved must have been
-    started with an approved plan. Raises RefusedError (exit 6)."""
+    started with an approved plan. Raises RefusedError (exit 6); `how` says how to have a run
+    approved, in the face's words."""
     if policy is None or journal.get_meta("plan_sha256"):
         return
     if not journal.counts().get("PLANNED"):
@@ -377,13 +385,16 @@ def check_resume(journal: Any, policy: Policy | None) -> None:
         raise RefusedError(
             ngettext(
                 "this batch was started without an approved plan and the policy ({path}) needs "
-                "{n} approval for {face} DA; prepare a plan, have it approved and run it with run "
-                "--plan; nothing was sent",
+                "{n} approval for {face} DA: {how}; nothing was sent",
                 "this batch was started without an approved plan and the policy ({path}) needs "
-                "{n} approvals for {face} DA; prepare a plan, have it approved and run it with "
-                "run --plan; nothing was sent",
+                "{n} approvals for {face} DA: {how}; nothing was sent",
                 needed,
-            ).format(path=policy.path, n=needed, face=money(face))
+            ).format(
+                path=policy.path,
+                n=needed,
+                face=money(face),
+                how=how or _("prepare a plan, have it approved and run it with run --plan"),
+            )  # fmt: skip
         )
 
 

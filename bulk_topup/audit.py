@@ -5,7 +5,8 @@ Three checks, none of which writes (the journal is opened read-only, without its
 1. The hash chain. Each event's hash covers its content and the hash of the event before it
    (`journal.event_hash`). The first event whose stored hash or link does not match, or whose id
    is missing from the sequence, is named: it, or the one before it, was altered or removed.
-2. Who: the batch-level events record who prepared the plan, who approved it, who started runs.
+2. Who: the batch-level events record who prepared the plan, who approved it, who started runs,
+   who asked a run to stop, and who was shown which card code, each with when.
 3. The rows table against the events. Every change of a row was an event that carries the fields
    it set (`data`), so replaying the events rebuilds each row's state, order id, debited amount,
    card hashes...; a row edited in the table, or added to it, disagrees with that replay.
@@ -40,6 +41,9 @@ from .refs import canonical_json
 SENT_STATES = {"SENDING", "SUBMITTED", "FULFILLED", "REFUNDED", "PARTIALLY_FILLED", "REJECTED",
                "UNCERTAIN", "UNKNOWN_ERROR", "QUEUED"}  # fmt: skip
 _NOT_COMPARED = {"ref", "kind", "row", "payload_hash"}  # checked apart, or moved by design
+#: The batch-level events that say what a person did (their `what`, as the journal keeps it).
+PEOPLE_EVENTS = ("plan prepared", "plan approved", "run started", "stop asked",
+                 "card code revealed", "card codes revealed")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Break:
 
 @dataclass
 class Who:
-    what: str  # plan prepared | plan approved | run started
+    what: str  # one of PEOPLE_EVENTS
     who: str
     at: str
     detail: str
@@ -227,7 +231,7 @@ def _person(e: dict[str, Any], report: AuditReport) -> None:
         return
     data = _data(e)
     what = data.get("what")
-    if what in ("plan prepared", "plan approved", "run started"):
+    if what in PEOPLE_EVENTS:
         who = data.get("prepared_by") or data.get("approver") or data.get("run_by")
         when = data.get("prepared_at") or data.get("signed_at") or e["at"]
         report.people.append(Who(what, str(who or e["actor"]), str(when), e["detail"] or ""))

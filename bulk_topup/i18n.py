@@ -6,6 +6,7 @@ its translation. Mark a message where it is written and translate it where it is
     _("wrote {path}").format(path=path)            # translated now, in the current language
     ngettext("{n} row", "{n} rows", n).format(n=n)  # the plural the language wants
     pgettext("state", "delivered")                  # the same English in another sense
+    npgettext("rows", "delivered", "delivered", n)  # both: "9 livrés" in French
     N_("not sent yet")                              # marked now (a constant), translated later
     NP_("state", "delivered")                       # the same, in a context
 
@@ -101,6 +102,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def pgettext(context: str, message: str) -> str:
     """`message` in the current language, in the sense `context` says (a column, a state)."""
     return translations(current_language()).pgettext(context, message)
+
+
+def npgettext(context: str, singular: str, plural: str, n: int) -> str:
+    """The singular or plural form of a message in the sense `context` says."""
+    return translations(current_language()).npgettext(context, singular, plural, n)
 
 
 def N_(message: str) -> str:  # noqa: N802 (the gettext convention's name)

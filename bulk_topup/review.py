@@ -1,5 +1,6 @@
 """A validated sheet laid out as the person wrote it: their headers, their rows, and every problem
-on the cell that has it (a repair as a warning on its cell), for a face to show.
+on the cell that has it (a repair as a warning on its cell), for a face to show: in the reader's
+language (the current one when `review` is called).
 
 A problem names its column twice (`Problem.field` the canonical name, `Problem.column` the header
 as written); it goes on the cell of that column, and on the row as a whole when the sheet has no
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .i18n import _, shown
 from .orders import Order, Problem, Validation
 from .sheet import Sheet
 
@@ -45,10 +47,12 @@ def _place(row: ReviewedRow, sheet: Sheet, problem: Problem) -> None:
     elif problem.column in sheet.headers:
         index = sheet.headers.index(problem.column)
     error = problem.severity == "error"
+    message = shown(problem.message)
     if index is None:
-        (row.errors if error else row.warnings).append(f"{problem.column}: {problem.message}")
+        said = _("{column}: {message}").format(column=problem.column, message=message)
+        (row.errors if error else row.warnings).append(said)
     else:
-        (row.cells[index].errors if error else row.cells[index].warnings).append(problem.message)
+        (row.cells[index].errors if error else row.cells[index].warnings).append(message)
 
 
 def review(sheet: Sheet, validation: Validation) -> list[ReviewedRow]:

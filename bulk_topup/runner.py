@@ -225,7 +225,9 @@ class Runner:
         now = iso(self.ctx.clock.wall())
         if self.journal.get_meta("first_started_at") is None:
             self.journal.set_meta(first_started_at=self.journal.get_meta("started_at") or now)
-        self.journal.set_meta(started_at=now, last_started_at=now)
+        # The end and the stop reason belong to the run that wrote them: a run that dies (killed)
+        # leaves neither, not those of an earlier run.
+        self.journal.set_meta(started_at=now, last_started_at=now, stop_reason="", finished_at="")
         await self.settle_uncertain()
         for row in self.journal.iter_rows(OPEN):
             self.poller.watch(row, first=row.state == S.SUBMITTED and row.provider_status is None)
@@ -253,7 +255,9 @@ class Runner:
         guard = self.ctx.guard
         if not guard.breaker_open:  # not into a failing API
             with contextlib.suppress(ApiError):
-                self.journal.set_meta(balance_after=await self.ctx.client.balance())
+                balance = await self.ctx.client.balance()
+                self.journal.set_meta(balance_after=balance,
+                                      balance_after_at=iso(self.ctx.clock.wall()))  # fmt: skip
         self.journal.set_meta(
             finished_at=iso(self.ctx.clock.wall()), stop_reason=guard.reason or ""
         )

@@ -74,8 +74,9 @@ class SheetRun:
     allow_repeat: bool = False  # rows another batch paid within the window: send them anyway
     repeat_window: float = REPEAT_WINDOW_DAYS  # days
     report: ReportSettings | None = None  # language, time zone, CSV dialect, codes in custody
-    #: how a refusal says to send edited rows or repeats anyway, in the face's words
-    #: (keys "edits", "repeats"; default: the command line's options)
+    #: how a refusal says to do what it refused on purpose, in the face's words (default: the
+    #: command line's options): "edits" (send edited rows), "repeats" (pay again), "invalid"
+    #: (send the valid rows only), "approval" (have the run approved)
     allow_hints: dict[str, str] = field(default_factory=dict)
     plan: Path | None = None  # run only what this approved plan says
     policy: Policy | None = None  # approvals and caps (policy.load_policy)
@@ -134,6 +135,8 @@ class DryRun:
     skipped_invalid: int
     refusals: list[str] = field(default_factory=list)  # what a real run would refuse (exit 3)
     unauthorised: str | None = None  # why the plan or the policy would refuse the run (exit 6)
+    edits: int = 0  # rows refused as edits of rows this batch sent (send_edited allows them)
+    repeats: int = 0  # rows refused as repeats of another batch's (allow_repeat allows them)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -405,11 +408,13 @@ async def _admit(
     )
     hooks.validated(sheet, validation)
     if validation.invalid and not request.skip_invalid:
+        how = request.allow_hints.get("invalid") or _(
+            "or pass --skip-invalid to send the valid rows only"
+        )
         raise InvalidRowsError(
-            _(
-                "{n} invalid rows; nothing was sent (fix them, or pass --skip-invalid to "
-                "send the valid rows only)"
-            ).format(n=len(validation.invalid)),
+            _("{n} invalid rows; nothing was sent (fix them, {how})").format(
+                n=len(validation.invalid), how=how
+            ),
             validation.invalid,
         )
     if not validation.valid:
@@ -423,6 +428,7 @@ async def _admit(
         client, plan_path=request.plan, policy=request.policy, sheet_path=request.sheet,
         validation=validation, batch=request.batch, api_url=settings.api_url,
         state_dir=settings.state_dir, now=settings.clock.wall(),
+        how=request.allow_hints.get("approval"),
     )  # fmt: skip
     key = await runner.check_environment()
     history = History(
@@ -474,9 +480,12 @@ async def resume_batch(
     actor: str | None = None,
     allow_repeat: bool = False,
     repeat_window: float = REPEAT_WINDOW_DAYS,
+    allow_hints: dict[str, str] | None = None,
 ) -> BatchResult:
     """Continue a batch from its journal alone: reconcile, send what is left, poll. The rows
-    left to send are checked against the other batches first, as `run` checks a sheet's."""
+    left to send are checked against the other batches first, as `run` checks a sheet's
+    (`allow_hints`: as `SheetRun.allow_hints`, "repeats" and "approval")."""
+    hints = allow_hints or {}
     hooks = hooks or Hooks()
     journal = open_batch(
         settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
@@ -486,7 +495,7 @@ async def resume_batch(
         if journal.row_count() == 0:
             raise _empty_batch(batch)
         same_api(journal, settings.api_url)
-        check_resume(journal, policy)
+        check_resume(journal, policy, hints.get("approval"))
         result_path = _results_path(journal, None, batch, out)
         check_results_path(result_path)
         if set(journal.counts()) <= {s.value for s in FINAL}:
@@ -509,7 +518,9 @@ async def resume_batch(
                         now=settings.clock.wall(), window_days=repeat_window,
                     )  # fmt: skip
                     if found:
-                        raise InvalidRowsError(refuse_repeats(found, repeat_window), found)
+                        raise InvalidRowsError(
+                            refuse_repeats(found, repeat_window, hints.get("repeats")), found
+                        )
                 if journal.count([S.PLANNED]):
                     journal.set_meta(intent=ADMITTED)
             try:
@@ -577,19 +588,28 @@ def batches_needing_reconcile(state_dir: Path) -> list[str]:
 
 
 def standing(counts: dict[str, int]) -> str:
-    """A batch in one word, from its counts per state: "fulfilled" (every row), "failed"
-    (finished, some rows failed), "open" (rows sent and not final: resume or reconcile),
+    """A batch in one word, from its counts per state: "fulfilled" (every row), "skipped"
+    (finished: every valid row fulfilled, the invalid rows skipped, never sent), "failed"
+    (finished, some sent rows failed), "open" (rows sent and not final: resume or reconcile),
     "unsent" (rows planned and none sent: abandoned at the confirmation, or stopped before
     sending), "empty" (no valid row)."""
     code = exit_code_for(counts)
-    sent = {s for s, n in counts.items() if n} - {S.PLANNED.value, S.INVALID.value}
+    present = {s for s, n in counts.items() if n}
+    sent = present - {S.PLANNED.value, S.INVALID.value}
     if code == EXIT_OK:
         return "fulfilled"
     if code == EXIT_FAILED_ROWS:
-        return "failed"
+        return "skipped" if present == {S.FULFILLED.value, S.INVALID.value} else "failed"
     if code == EXIT_NOT_FINAL:
         return "open" if sent else "unsent"
     return "empty"
+
+
+def interrupted(meta: dict[str, str]) -> bool:
+    """Whether the batch's last run started sending and never finished (its process was killed,
+    or the machine stopped): its journal holds every change it made, but no end and no stop
+    reason (a run clears both as it starts)."""
+    return (meta.get("last_started_at") or "") > (meta.get("finished_at") or "")
 
 
 def discard_batch(state_dir: Path, batch: str) -> int:
@@ -642,7 +662,7 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
                     client, plan_path=request.plan, policy=request.policy,
                     sheet_path=request.sheet, validation=validation, batch=request.batch,
                     api_url=settings.api_url, state_dir=settings.state_dir,
-                    now=settings.clock.wall(),
+                    now=settings.clock.wall(), how=request.allow_hints.get("approval"),
                 )  # fmt: skip
             except RefusedError as e:
                 unauthorised = e.message
@@ -653,11 +673,12 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         )
     try:
         known: dict[str, str] = {}
-        to_check = 0
+        to_check = edited = repeated = 0
         if journal is not None:
             conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
             if conflicts:
                 refusals.append(refuse_edits(conflicts, request.allow_hints.get("edits")))
+                edited = len(conflicts)
             for s in journal.sent_index():
                 known[s.ref] = s.state
         if not request.allow_repeat:
@@ -676,6 +697,7 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
                 refusals.append(
                     refuse_repeats(found, request.repeat_window, request.allow_hints.get("repeats"))
                 )
+                repeated = len(found)
         send = [o for o in validation.valid if o.ref not in known]
         to_check = sum(
             1 for o in validation.valid if known.get(o.ref) in (S.SENDING.value, S.UNCERTAIN.value)
@@ -694,4 +716,6 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         skipped_invalid=len(validation.invalid),
         refusals=refusals,
         unauthorised=unauthorised,
+        edits=edited,
+        repeats=repeated,
     )  # fmt: skip

@@ -200,7 +200,9 @@ def read_sheet(path: str | Path, sheet: str | None = None) -> Sheet:
     _refuse_other_formats(path, head)
     if sheet:
         raise SheetError(
-            _("{path} is a CSV file: it has no sheets, so --sheet does not apply").format(path=path)
+            _(
+                "{path} is a CSV file: it has no worksheets, so a worksheet name does not apply"
+            ).format(path=path)
         )
     return _read_csv(path)
 

@@ -160,6 +160,8 @@ def send(page: Any) -> None:
 def test_a_messy_sheet_shows_each_error_on_its_cell_then_the_fixed_one_passes(
     page: Any, live: Live
 ) -> None:
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     page.fill("input[name=batch]", "decembre")
     page.set_input_files("#sheet", str(SAMPLES / "messy.csv"))
     assert page.inner_text("#chosen") == "messy.csv"
@@ -195,6 +197,7 @@ def test_a_messy_sheet_shows_each_error_on_its_cell_then_the_fixed_one_passes(
     assert page.inner_text("#verdict") == "every row is valid"
     assert page.locator("td.err").count() == 0
     assert live.orders() == {}  # checking costs nothing
+    assert missing == []  # not even a favicon
 
 
 def test_approve_run_to_the_end_and_read_the_workbook_back(
@@ -215,7 +218,7 @@ def test_approve_run_to_the_end_and_read_the_workbook_back(
     digest = page.inner_text("#digest")
     page.select_option("#key", "boss")
     page.click("#approve")
-    assert "Approved: 1 of 1 approvals" in page.inner_text("#approval-state")
+    assert "Approved: 1 of 1 approval." in page.inner_text("#approval-state")
     assert page.inner_text("#digest") == digest
     shot(page, "plan")
     page.click("text=Review and send")
@@ -234,6 +237,12 @@ def test_approve_run_to_the_end_and_read_the_workbook_back(
     assert "0600000003" in page.inner_text("#attention")
     assert page.locator("#retry tbody tr").count() == 3  # two refunded, one partly filled
     shot(page, "results")
+    # a reveal is recorded, shown once at the Results address; a reload re-posts nothing
+    page.locator("#cards button.reveal").first.click()
+    page.wait_for_selector("#cards code.revealed")
+    assert re.search(r"/batches/[^/]+/results", page.url) and "/reveal" not in page.url
+    page.reload()
+    assert page.locator("#cards code.revealed").count() == 0
     with page.expect_download() as download:
         page.click("#download")
     book = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))
@@ -342,3 +351,31 @@ def test_a_console_run_and_a_cli_run_of_one_batch_never_both_send(
             running.kill()
     orders = live.orders()
     assert len(orders) == 24 and set(orders.values()) == {1}
+
+
+def test_a_wide_table_scrolls_in_its_box_and_the_top_bar_spans_the_page(
+    browser: Any, live: Live, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 800, "height": 700})
+    narrow = context.new_page()
+    try:
+        narrow.goto(live.link())
+        wide = tmp_path / "wide.csv"
+        columns = [f"Column number {i} with a long title" for i in range(14)]
+        wide.write_text("Phone,Plan,Amount," + ",".join(columns) + "\n0661234567,PREPAID_MOBILIS,"
+                        "500," + ",".join("a fairly long value" for _ in columns) + "\n",
+                        encoding="utf-8")  # fmt: skip
+        key = "payroll-" + "x" * 90  # a batch key with nowhere to break
+        upload(narrow, wide, key)
+        narrow.click("text=Review and send")
+        narrow.click("#send")
+        narrow.wait_for_selector("#finished", timeout=WAIT)
+        for path, table in (("/", "table.list"), ("/batches", "#batches")):
+            narrow.goto(live.served.url + path)
+            inner = narrow.evaluate(f"document.querySelector('{table}').scrollWidth")
+            width = narrow.evaluate("document.documentElement.scrollWidth")
+            bar = narrow.evaluate("document.querySelector('header.top').offsetWidth")
+            assert inner > 800, path  # the table is wider than the window...
+            assert width <= 800 and bar >= width - 1, (path, width, bar)  # ...the page is not
+    finally:
+        context.close()

@@ -85,3 +85,33 @@ def test_stopping_the_console_stops_its_runs_as_ctrl_c_stops_the_cli(tmp_path: P
         assert counts.get("PLANNED") == 20 - len(sent) and not counts.get("SENDING")
     finally:
         provider.stop()
+
+
+def test_a_console_for_others_says_it_knows_nobody_and_prints_a_usable_link(
+    tmp_path: Path,
+) -> None:
+    """--allow-remote on every address, without a sign-on header: the start says that nobody
+    is identified and approvals are refused, and the link names this machine, not 0.0.0.0."""
+    env = {**os.environ, "BULK_TOPUP_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bulk_topup", "console", "--emulator", "--allow-remote",
+         "--host", "0.0.0.0", "--port", "0"],  # noqa: S104 (the address under test)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        link = next(m.group(0) for line in lines if (m := re.search(r"http://\S+/login\S+", line)))
+        assert "0.0.0.0" not in link and "//:" not in link, link
+        port = re.search(r":(\d+)/login", link).group(1)  # type: ignore[union-attr]
+        with httpx.Client() as browser:  # this machine, by its loopback address
+            signed = browser.get(f"http://127.0.0.1:{port}/login" + link.split("/login", 1)[1])
+            assert signed.status_code == 303
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _out, err = proc.communicate(timeout=10)
+    assert "reachable from other machines" in err
+    assert "knows nobody" in err and "approvals in the console are refused" in err

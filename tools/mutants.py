@@ -50,10 +50,22 @@ MUTANTS = [
      'async with self.ctx.gift_locks.hold(p["productId"], p["typeId"], p["quantity"]):',
      "if True:",
      "tests/test_gift_never_twice.py"),
+    ("no lock between identical gift POSTs of two processes", "bulk_topup/context.py",
+     "                    lock.acquire(timeout=0)\n", "                    pass\n",
+     "tests/test_gift_never_twice.py"),
     ("an edited row sent as a new order", "bulk_topup/service.py",
      'raise InvalidRowsError(refuse_edits(conflicts, request.allow_hints.get("edits")), '
      "conflicts)", "pass",
      "tests/test_never_twice_edits.py"),
+    ("the console's sign-on header believed from anyone", "bulk_topup/console/app.py",
+     "if header and not scope.get(VIA_PROXY) and not free:", "if False:",
+     "tests/test_console_security.py::test_the_user_header_is_believed_only_from_the_proxy"),
+    ("one session cookie name for every console of a host", "bulk_topup/console/auth.py",
+     'return f"{COOKIE}_{port}_{where}" if port else f"{COOKIE}_{where}"', "return COOKIE",
+     "tests/test_console_security.py::test_two_consoles_on_one_host_keep_their_own_sessions"),
+    ("a forged upload's body read before its token is checked", "bulk_topup/console/web.py",
+     "if early is not None and not csrf_ok(session_of(request), early):", "if False:",
+     "tests/test_console_security.py::test_a_forged_upload_is_refused_before_its_body_is_read"),
 ]  # fmt: skip
 
 

@@ -383,6 +383,9 @@ AUDIT_WHAT = {
     "plan prepared": N_("plan prepared"),
     "plan approved": N_("plan approved"),
     "run started": N_("run started"),
+    "stop asked": N_("stop asked"),
+    "card code revealed": N_("card code revealed"),
+    "card codes revealed": N_("card codes revealed"),
 }
 
 
@@ -449,7 +452,7 @@ def audit(batch: str, fmt: str, expect_head: str | None, state_dir: str) -> None
             )
         )  # fmt: skip
     if not report.people:
-        click.echo(_("no plan, approval or run recorded at batch level"))
+        click.echo(_("no plan, approval, run, stop or code shown recorded at batch level"))
     click.echo(_("sent: {n} rows").format(n=report.sent))
     for state, entry in sorted(report.per_state.items()):
         click.echo(

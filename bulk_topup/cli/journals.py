@@ -44,7 +44,7 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
                     "counts": counts,
                     "rows": rows,
                     "environment": meta.get("environment"),
-                    "finished_at": meta.get("finished_at"),
+                    "finished_at": meta.get("finished_at") or None,  # "" while a run goes on
                     "stop_reason": meta.get("stop_reason") or None,
                     "exit_code": exit_code_for(counts),
                 }

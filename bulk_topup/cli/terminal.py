@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..i18n import _, money
+from ..i18n import _, money, ngettext
 from ..texts import INTERRUPTED_BY, display
 from . import (
     EXIT_FAILED_ROWS,
@@ -243,6 +243,7 @@ def drive(call: Any, hooks: CliHooks) -> Any:
 def report_end(result: Any, emulated: bool, report: Any = None) -> None:
     """The end of a run, resume or reconcile, in words; then the exit code."""
     from ..report import sheet_name
+    from ..service import standing
 
     outcome = result.outcome
     click.echo("")
@@ -291,6 +292,18 @@ def report_end(result: Any, emulated: bool, report: Any = None) -> None:
                     "reconcile need the real API or a served emulator (bulk-topup emulator)"
                 )
             )
+    elif code == EXIT_FAILED_ROWS and standing(result.counts) == "skipped":
+        n = result.counts.get("INVALID", 0)
+        click.secho(
+            ngettext(
+                "finished: every valid row fulfilled; {n} invalid row was not sent (see '{sheet}' "
+                "in the results)",
+                "finished: every valid row fulfilled; {n} invalid rows were not sent (see "
+                "'{sheet}' in the results)",
+                n,
+            ).format(n=n, sheet=sheet_name("attention")),
+            fg="yellow",
+        )
     elif code == EXIT_FAILED_ROWS:
         click.secho(
             _("finished; some rows failed: see '{attention}' and '{retry}' in the results").format(

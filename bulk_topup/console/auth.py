@@ -13,11 +13,13 @@ new token, and the batches, which live in their journals, are all still there.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-COOKIE = "bulk_topup_session"
+COOKIE = "bulk_topup_session"  # the start of every console's cookie name (`cookie_name`)
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_LIFE = 24 * 3600.0  # an unused sign-in link expires after a day
@@ -30,6 +32,9 @@ class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     language: str | None = None  # chosen in the console; else the browser's Accept-Language
     created: float = field(default_factory=time.monotonic)
+    #: codes revealed on purpose and not shown yet: (batch id, row idx, card) -> code. The reveal
+    #: is a POST that redirects to the Results page, which shows each of them once.
+    revealed: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
 
 class Sessions:
@@ -65,6 +70,15 @@ class Sessions:
 
     def sign_out(self, sid: str | None) -> None:
         self._sessions.pop(sid or "", None)
+
+
+def cookie_name(state_dir: Path, port: int | None = None) -> str:
+    """The session cookie's name, one per console: a browser keeps a cookie per host and path,
+    not per port, so two consoles of one machine named theirs alike would sign each other's
+    users out. The name holds the console's port (as notebook servers do) and a digest of its
+    state dir, so consoles on two ports, or over two state dirs, each keep their own."""
+    where = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:8]
+    return f"{COOKIE}_{port}_{where}" if port else f"{COOKIE}_{where}"
 
 
 def csrf_ok(session: Session, given: str | None) -> bool:

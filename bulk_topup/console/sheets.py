@@ -20,17 +20,18 @@ from ..catalog import load_catalog
 from ..clock import iso
 from ..context import RunOptions
 from ..errors import UsageError
-from ..i18n import _
-from ..planfile import build_plan, prepare, read_plan, write_plan
+from ..i18n import _, current_language, ngettext
+from ..planfile import build_plan, prepare, read_plan, signatures_path, write_plan
 from ..policy import load_policy
 from ..preview import Expected, expected_of_dry_run
-from ..report.settings import ReportSettings
+from ..report.settings import CSV_DIALECTS, ReportSettings
+from ..report.words import kind_words
 from ..review import review
 from ..service import SheetRun, dry_run, run_sheet
 from ..signing import add_signature, keys_dir, load_signing_key, public_key_text, sign
 from ..template import write_csv_template, write_template
 from . import uploads
-from .web import changes, render, state, user_of
+from .web import changes, money, needs_api, render, state, user_of
 
 SHOWN_ROWS = 200  # rows shown whole on the Check page; every row with a problem is shown too
 MOST_SHOWN = 2000
@@ -52,23 +53,42 @@ def batch_id(settings: Any, batch: str) -> str:
     return batch_path(settings.state_dir, batch).stem
 
 
-def sheet_run(request: Request, upload: uploads.Upload) -> SheetRun:
+def allow_hints() -> dict[str, str]:
+    """How the library's refusals say, in the console's words, to do on purpose what they
+    refused (`SheetRun.allow_hints`): the console offers each of these."""
+    return {
+        "edits": _("tick \u201cSend the edited rows as new orders\u201d on the Run page to send "
+                   "them on purpose"),
+        "repeats": _("tick \u201cPay these rows again\u201d on the Run page"),
+        "invalid": _("or tick \u201cSend the valid rows even if some are invalid\u201d in the "
+                     "options of the Check page"),
+        "approval": _("prepare the plan on the Plan and approval page and have it approved; the "
+                      "console then sends the approved plan"),
+    }  # fmt: skip
+
+
+def sheet_run(request: Request, upload: uploads.Upload, choices: Any = None) -> SheetRun:
     """What the CLI's `run SHEET --batch KEY` would be asked, with the approved plan when the
-    policy is there to check it (`run --plan`)."""
+    policy is there to check it (`run --plan`), and what the person ticked on the Run page
+    (`choices`: the page's query or form)."""
     config = state(request).config
     policy = load_policy(config.policy)
     plan = upload.plan_path if policy is not None and upload.plan_path.exists() else None
+    choices = choices or {}
     return SheetRun(
         sheet=upload.path, batch=upload.batch, sheet_name=upload.sheet_name,
         options=RunOptions(rate=config.rate, concurrency=config.concurrency),
         skip_invalid=upload.skip_invalid, allow_duplicates=upload.allow_duplicates,
-        report=ReportSettings(), plan=plan, policy=policy, actor=user_of(request),
+        send_edited=bool(choices.get("send_edited")),
+        allow_repeat=bool(choices.get("allow_repeat")),
+        report=ReportSettings(tz=config.tz), plan=plan, policy=policy, actor=user_of(request),
+        allow_hints=allow_hints(),
     )  # fmt: skip
 
 
 async def home(request: Request) -> Response:
     return render(request, "upload.html", recent=uploads.recent(_settings(request).state_dir),
-                  limit_mb=round(state(request).config.upload_limit / 2**20, 1))  # fmt: skip
+                  limit=state(request).config.upload_limit)  # fmt: skip
 
 
 @changes(upload=True)
@@ -95,10 +115,14 @@ async def template(request: Request) -> Response:
     suffix = request.path_params["suffix"]
     if suffix not in ("xlsx", "csv"):
         raise HTTPException(404, _("a template is an .xlsx or a .csv file"))
+    if suffix == "xlsx":
+        needs_api(request)
     tmp = Path(tempfile.mkdtemp(dir=uploads.uploads_dir(settings.state_dir)))
     path = tmp / f"{_('orders-template')}.{suffix}"
     if suffix == "csv":
-        write_csv_template(path)
+        # As a spreadsheet of the reader's locale opens it: semicolons for a French Excel.
+        dialect = CSV_DIALECTS["excel-fr" if current_language() == "fr" else "excel"]
+        write_csv_template(path, delimiter=dialect.delimiter)
     else:
         async with settings.client() as client:
             write_template(path, await load_catalog(client, settings.state_dir, settings.api_url))
@@ -113,13 +137,15 @@ def _remove(folder: Path) -> None:
 
 async def check(request: Request) -> Response:
     sheet = _upload(request)
+    needs_api(request)
     found = await dry_run(_settings(request), sheet_run(request, sheet))
     state(request).config.environment = found.key_type
     rows = review(found.sheet, found.validation)
     shown = [r for n, r in enumerate(rows) if n < SHOWN_ROWS or r.problems or r.warnings
              or any(c.warnings for c in r.cells)][:MOST_SHOWN]  # fmt: skip
     return render(request, "check.html", upload=sheet, found=found, rows=shown, total=len(rows),
-                  summary=found.validation.summary)  # fmt: skip
+                  summary=found.validation.summary, kind_words=kind_words,
+                  blocked=blockers(found, sheet.skip_invalid))  # fmt: skip
 
 
 @changes()
@@ -137,7 +163,9 @@ async def options(request: Request, form: FormData) -> Response:
 def _keys(request: Request) -> list[str]:
     """The approval keys this person may sign with: on a console shared behind a sign-on proxy,
     only the key named after them; on one's own machine, every key of the config dir (as
-    `bulk-topup approve --key`)."""
+    `bulk-topup approve --key`); on a console others reach that knows nobody, none."""
+    if not state(request).config.identified:
+        return []
     folder = keys_dir()
     names = sorted(p.stem for p in folder.glob("*.key")) if folder.is_dir() else []
     if state(request).config.user_header:
@@ -159,13 +187,22 @@ async def plan_page(request: Request) -> Response:
         approver = policy.approver_of(public_key_text(key.public_key())) if policy else None
         keys.append({"name": name, "approver": approver})
     return render(request, "plan.html", upload=sheet, plan=plan, policy=policy, status=status,
-                  keys=keys, approved=request.query_params.get("approved"))  # fmt: skip
+                  keys=keys, approved=request.query_params.get("approved"),
+                  identified=state(request).config.identified, kind_words=kind_words)  # fmt: skip
 
 
 @changes()
 async def make_plan(request: Request, form: FormData) -> Response:
     sheet = _upload(request)
     settings = _settings(request)
+    if signatures_path(sheet.plan_path).exists():
+        raise UsageError(
+            _(
+                "this plan has approvals already: it is not replaced, so that no signature is "
+                "left beside a plan it did not approve; to plan the sheet anew, upload it again"
+            )
+        )
+    needs_api(request)
     async with settings.client() as client:
         ready = await prepare(
             client, sheet.path, batch=sheet.batch, state_dir=settings.state_dir,
@@ -185,6 +222,8 @@ async def make_plan(request: Request, form: FormData) -> Response:
 @changes()
 async def approve(request: Request, form: FormData) -> Response:
     sheet = _upload(request)
+    if not state(request).config.identified:
+        raise UsageError(unidentified())
     name = str(form.get("key", ""))
     if name not in _keys(request):
         raise UsageError(_("you have no approval key named {name} here").format(name=name))
@@ -203,30 +242,50 @@ async def approve(request: Request, form: FormData) -> Response:
     return RedirectResponse(f"/sheets/{sheet.id}/plan?approved={name}", status_code=303)
 
 
+def unidentified() -> str:
+    return _(
+        "approving needs a person the console knows, and this one knows nobody: other "
+        "machines reach it and no sign-on proxy names who is signed in (--user-header), so "
+        "everyone is the account that runs it. Approve with bulk-topup approve on your own "
+        "machine, with your own key."
+    )
+
+
 async def confirm_page(request: Request) -> Response:
+    """What a run would send now; the choices the person made here (send edited rows, pay
+    again) are in the page's address, so the figures shown are those of that very run."""
     sheet = _upload(request)
-    found = await dry_run(_settings(request), sheet_run(request, sheet))
+    needs_api(request)
+    choices = request.query_params
+    found = await dry_run(_settings(request), sheet_run(request, sheet, choices))
     state(request).config.environment = found.key_type
     blocked = blockers(found, sheet.skip_invalid)
     return render(request, "confirm.html", upload=sheet, found=found, blocked=blocked,
-                  expected=expected_of_dry_run(found))  # fmt: skip
+                  expected=expected_of_dry_run(found),
+                  send_edited=bool(choices.get("send_edited")),
+                  allow_repeat=bool(choices.get("allow_repeat")))  # fmt: skip
 
 
 def blockers(found: Any, skip_invalid: bool) -> list[str]:
     """Why a run would be refused now, as the CLI's dry run says it (nothing is offered to send
     then)."""
     said = list(found.refusals)
-    if found.validation.invalid and not skip_invalid:
-        said.append(_("{n} invalid rows: fix them, or choose to skip the invalid rows").format(
-            n=len(found.validation.invalid)))  # fmt: skip
+    invalid = len(found.validation.invalid)
+    if invalid and not skip_invalid:
+        said.append(ngettext(
+            "{n} invalid row: fix it, or tick \u201cSend the valid rows even if some are "
+            "invalid\u201d in the options of the Check page",
+            "{n} invalid rows: fix them, or tick \u201cSend the valid rows even if some are "
+            "invalid\u201d in the options of the Check page",
+            invalid).format(n=invalid))  # fmt: skip
     if found.unauthorised:
         said.append(found.unauthorised)
     if found.key_scope != "READ-WRITE":
         said.append(_("this API key is {scope}: it can look but not buy").format(
             scope=found.key_scope))  # fmt: skip
     if found.cost > found.balance:
-        said.append(_("the balance ({balance:,.2f} DA) does not cover {cost:,.2f} DA").format(
-            balance=found.balance, cost=found.cost))  # fmt: skip
+        said.append(_("the balance ({balance}) does not cover {cost}").format(
+            balance=money(found.balance), cost=money(found.cost)))  # fmt: skip
     if found.to_send == 0 and found.to_check == 0:
         said.append(_("nothing to send: every valid row of this batch was sent already"))
     return said
@@ -241,7 +300,8 @@ async def start_run(request: Request, form: FormData) -> Response:
                             float(str(form["cost"])), str(form["environment"]))  # fmt: skip
     except (KeyError, ValueError):
         raise UsageError(_("confirm the figures on the confirmation page first")) from None
-    asked = sheet_run(request, sheet)
+    needs_api(request)
+    asked = sheet_run(request, sheet, form)
     state(request).runs.start(
         sheet.batch, "run", user_of(request), lambda h: run_sheet(settings, asked, h), expected
     )

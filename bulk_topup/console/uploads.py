@@ -13,6 +13,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from ..statedir import prepare_state_dir, private_folder
 SHEET_SUFFIXES = (".csv", ".xlsx", ".xls", ".ods")
 ID = re.compile(r"^[0-9a-f]{16}$")
 MAX_BATCH_KEY = 100
+NAME_BYTES = 150  # an uploaded file's name; 105 bytes are left for what names beside it add
 
 
 class TooLarge(Exception):
@@ -87,16 +90,23 @@ def uploads_dir(state_dir: Path) -> Path:
 
 
 def safe_name(filename: str) -> str:
-    """The uploaded file's own name, without folders or characters a file name should not hold.
+    """The uploaded file's own name, without folders or characters a file name should not hold,
+    at most NAME_BYTES bytes of UTF-8 (a file name may have 255, and bulk-topup writes files
+    named after it: `<name>-<batch>.plan.json.sig`, `.<name>-<batch>-results.xlsx.<id>.tmp`).
     Raises UsageError when it is not a sheet bulk-topup reads."""
-    base = re.sub(r"[^\w .()-]", "_", Path(filename.replace("\\", "/")).name).strip(" .")[-120:]
+    base = re.sub(r"[^\w .()-]", "_", Path(filename.replace("\\", "/")).name).strip(" .")
+    base = unicodedata.normalize("NFC", base)
     if not base.lower().endswith(SHEET_SUFFIXES):
         raise UsageError(
             _("{name} is not an order sheet: upload a .csv, .xlsx, .xls or .ods file").format(
                 name=filename or _("the file")
             )
         )
-    return base
+    stem, suffix = os.path.splitext(base)
+    room = NAME_BYTES - len(suffix.encode())
+    # Cut at a byte count, then drop a character the cut split in two.
+    stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .") or "sheet"
+    return stem + suffix
 
 
 def batch_key(given: str, name: str, today: str) -> str:
@@ -114,15 +124,19 @@ async def store(
     folder = uploads_dir(state_dir) / secrets.token_hex(8)
     folder.mkdir(mode=0o700)
     digest, size = hashlib.sha256(), 0
-    fd = os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        while chunk := await file.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    upload = Upload(folder.name, name, batch, user, now, size, digest.hexdigest(),
-                    folder=folder, **options)  # fmt: skip
-    upload.save()
+    try:
+        fd = os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await file.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        upload = Upload(folder.name, name, batch, user, now, size, digest.hexdigest(),
+                        folder=folder, **options)  # fmt: skip
+        upload.save()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no half-stored upload is left behind
+        raise
     return upload
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..i18n import N_, NP_, Text, _, ngettext, pgettext
+from ..i18n import N_, NP_, Text, _, ngettext, npgettext, pgettext
 from ..journal import FINAL, Journal, Row, RowState
 from ..sheet import ALIASES
 from ..texts import display
@@ -51,21 +51,22 @@ STATE_WORDS = {
     S.PLANNED: NP_("state", "not sent yet"),
 }
 
-#: Why a row needs a person, and what to do about it.
+#: Why a row needs a person, and what to do about it. (Reconcile and resume are words of both
+#: faces: a command of `bulk-topup`, a button of the console.)
 NEXT_STEP = {
     S.UNKNOWN_ERROR: (
         N_("the operator's answer was ambiguous; the provider checks it by hand (1 to 24 h)"),
-        N_("do not top up again; run `bulk-topup reconcile` tomorrow"),
+        N_("do not top up again; reconcile the batch tomorrow"),
     ),
     S.QUEUED: (
         N_("the line is queued at Algérie Télécom; delivery within 48 h"),
-        N_("nothing to do; run `bulk-topup reconcile` in a day"),
+        N_("nothing to do; reconcile the batch in a day"),
     ),
     S.UNCERTAIN: (
         N_("it is not known whether the provider took this order"),
         N_(
-            "do not send it again by hand; run `bulk-topup reconcile`, and for gift cards "
-            "check the provider's order list"
+            "do not send it again by hand; reconcile the batch, and for gift cards check the "
+            "provider's order list"
         ),
     ),
     S.REFUNDED: (
@@ -86,13 +87,13 @@ NEXT_STEP = {
     ),
     S.SUBMITTED: (
         N_("the provider has not finished it yet"),
-        N_("run `bulk-topup resume` later"),
+        N_("resume the batch later"),
     ),
     S.SENDING: (
         N_("the run stopped while sending it"),
-        N_("run `bulk-topup resume`: it is checked before anything is resent"),
+        N_("resume the batch: it is checked before anything is resent"),
     ),
-    S.PLANNED: (N_("not sent yet (the run stopped)"), N_("run `bulk-topup resume`")),
+    S.PLANNED: (N_("not sent yet (the run stopped)"), N_("resume the batch")),
 }
 
 #: Why a batch is still open, per state of its open rows (the Summary's "stopped because").
@@ -124,20 +125,63 @@ _OPERATOR_WORDS = {"DJEZZY": "Djezzy", "MOBILIS": "Mobilis", "OOREDOO": "Ooredoo
 INTERNET_OPERATOR = "Algérie Télécom"
 
 
+#: The kinds of order, in words (context "kind").
+KIND_WORDS = {
+    "mobile": NP_("kind", "mobile"),
+    "internet": NP_("kind", "internet"),
+    "giftcard": NP_("kind", "gift cards"),
+}
+
+
 def state_words(state: RowState) -> str:
     return pgettext("state", STATE_WORDS[state])
 
 
-def provider_text(message: str | None) -> str:
-    """The provider's message with its meaning in the current language beside it."""
+def state_count(state: RowState | str, n: int) -> str:
+    """The words of a state after a count of rows, agreed in number: `9 livrés`."""
+    state = RowState(state)
+    if state == S.FULFILLED:
+        return npgettext("rows", "delivered", "delivered", n)
+    if state == S.PARTIALLY_FILLED:
+        return npgettext("rows", "partly delivered", "partly delivered", n)
+    if state == S.REFUNDED:
+        return npgettext("rows", "refunded", "refunded", n)
+    if state == S.REJECTED:
+        return npgettext("rows", "refused by the provider", "refused by the provider", n)
+    if state == S.INVALID:
+        return npgettext("rows", "invalid, not sent", "invalid, not sent", n)
+    if state == S.PLANNED:
+        return npgettext("rows", "not sent yet", "not sent yet", n)
+    return state_words(state)  # the others do not change with the number, in either language
+
+
+def kind_words(kind: str) -> str:
+    """A kind of order (`mobile`, `internet`, `giftcard`) in the reader's language."""
+    return pgettext("kind", KIND_WORDS[kind]) if kind in KIND_WORDS else kind
+
+
+#: First-strong isolate and pop directional isolate: text of either direction set apart, so
+#: Arabic inside an English or French sentence neither moves its brackets nor what follows.
+FSI, PDI = "\u2068", "\u2069"
+
+
+def isolated(text: str) -> str:
+    """`text` as a directional isolate (for a page; a workbook cell holds one text each)."""
+    return f"{FSI}{text}{PDI}" if text else text
+
+
+def provider_text(message: str | None, isolate: bool = False) -> str:
+    """The provider's message with its meaning in the current language beside it (`isolate`:
+    the provider's words set apart as a directional isolate, for a page)."""
     if not message:
         return ""
     original = message.strip()
+    quoted = isolated(original) if isolate else original
     meaning = PROVIDER_MESSAGES.get(re.sub(r"\s+", " ", original))
     if meaning is None:
-        return original
+        return quoted
     return _("{meaning} (the provider wrote: {original})").format(
-        meaning=_(meaning), original=original
+        meaning=_(meaning), original=quoted
     )
 
 
@@ -248,11 +292,13 @@ class Columns:
         )
 
 
-def error_text(row: Row, columns: Columns) -> str:
-    """What went wrong: every error of an invalid row, else the provider's error and message."""
+def error_text(row: Row, columns: Columns, isolate: bool = False) -> str:
+    """What went wrong: every error of an invalid row, else the provider's error and message
+    (`isolate`: the provider's words set apart as directional isolates, for a page)."""
     if row.state == S.INVALID:
         return " | ".join(columns.problem(p) for p in row.problems if p.get("severity") == "error")
-    parts = [display(row.error_message), provider_text(row.refund_message)]
+    error = display(row.error_message)
+    parts = [isolated(error) if isolate else error, provider_text(row.refund_message, isolate)]
     return " | ".join(p for p in parts if p)
 
 
@@ -263,32 +309,37 @@ def notes_text(row: Row, columns: Columns) -> str:
     return " | ".join(notes)
 
 
-def attention(rows: Iterable[Row], columns: Columns) -> Iterator[tuple[Row, str, str]]:
+def attention(
+    rows: Iterable[Row], columns: Columns, isolate: bool = False
+) -> Iterator[tuple[Row, str, str]]:
     """(row, why, next step) of every row a person must look at."""
     for r in rows:
         if r.state in NEXT_STEP:
             reason, step = NEXT_STEP[r.state]
-            detail = error_text(r, columns)
+            detail = error_text(r, columns, isolate)
             why = _(reason) + (f" ({detail})" if detail else "")
             yield r, why, _(step)
 
 
-def open_because(counts: dict[str, int]) -> str:
+def open_because(counts: dict[str, int], in_words: bool = False) -> str:
     """Why a batch is not fully final, from its open rows' states:
-    `2 rows UNKNOWN_ERROR: the operator's answer is pending; 1 row QUEUED: ...`."""
+    `2 rows UNKNOWN_ERROR: the operator's answer is pending; 1 row QUEUED: ...` (`in_words`:
+    each state in words, `2 rows awaiting the operator: ...`, for a page)."""
     parts = []
     for state in STATE_ORDER:
         n = counts.get(state.value, 0)
         if n and state not in FINAL:
             parts.append(
                 ngettext("{n} row {state}: {reason}", "{n} rows {state}: {reason}", n).format(
-                    n=n, state=state.value, reason=_(OPEN_BECAUSE[state])
-                )
+                    n=n,
+                    state=state_count(state, n) if in_words else state.value,
+                    reason=_(OPEN_BECAUSE[state]),
+                )  # fmt: skip
             )
     return "; ".join(parts)
 
 
-def stop_reason(stored: str | None, counts: dict[str, int]) -> str:
+def stop_reason(stored: str | None, counts: dict[str, int], in_words: bool = False) -> str:
     """The run's own stop reason, and why rows are still open: every batch not fully final has
     one, even when its last run ended without saying why."""
-    return "; ".join(p for p in (display(stored), open_because(counts)) if p)
+    return "; ".join(p for p in (display(stored), open_because(counts, in_words)) if p)
