@@ -5,7 +5,7 @@ the first row that names every column one kind of order needs. Headers are match
 column names through English and French aliases, ignoring case, spaces, punctuation and accents;
 the header as written is kept, so every message can use the user's own words. Hostile files (zip
 bombs, XML entity bombs, sheets reaching far beyond their orders, control characters, mixed
-encodings) are refused with a sentence; workbooks are bounded before they are read (readers.py).
+encodings) are refused with a sentence; workbooks are bounded before they are read (readers/).
 """
 
 from __future__ import annotations

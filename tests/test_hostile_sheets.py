@@ -25,7 +25,8 @@ from openpyxl import Workbook
 
 from bulk_topup import readers
 from bulk_topup.errors import SheetError
-from bulk_topup.readers import MAX_CELLS, MAX_COLUMNS, MAX_ROWS
+from bulk_topup.readers import MAX_CELLS, MAX_COLUMNS, MAX_ROWS, opening
+from bulk_topup.readers.xlsx import scan_xlsx_sheet
 from bulk_topup.sheet import read_sheet
 
 from .sheetkit import (
@@ -368,8 +369,8 @@ def test_a_reader_panic_is_a_sentence(capfd: pytest.CaptureFixture[str]) -> None
     sentence, and the reader's own report (a Rust backtrace) stays off the terminal."""
     path = FIXTURES / "poi" / "clusterfuzz-5816431116615680.xls"
     with pytest.raises(SheetError, match=r"is damaged, or not a spreadsheet bulk-topup can read"):
-        workbook = readers._open_calamine(path.read_bytes(), path)
-        readers._grid(workbook, path, workbook.sheet_names[0])
+        workbook = opening._open_calamine(path.read_bytes(), path)
+        opening._grid(workbook, path, workbook.sheet_names[0])
     assert "panicked" not in capfd.readouterr().err
     # Read as a whole, the bounds check refuses it first, naming the cell.
     with pytest.raises(SheetError, match=r"sheet 'Analysis' of .* has a value at MZI1538"):
@@ -414,12 +415,12 @@ def test_the_scans_see_the_same_cells_whatever_the_chunk_size(tmp_path: Path) ->
             results = []
             for chunk in (64, 1000, 4 << 20):
                 with z.open("xl/worksheets/sheet1.xml") as f:
-                    extent, scan = readers.scan_xlsx_sheet(f, "s", chunk)
+                    extent, scan = scan_xlsx_sheet(f, "s", chunk)
                 results.append(((extent.rows, extent.cols), scan.formulas))
         assert results[0] == results[1] == results[2], name
     assert results[0][0] == (2 + 40, 5)
     with zipfile.ZipFile(path) as z, z.open("xl/worksheets/sheet1.xml") as f:
-        extent, scan = readers.scan_xlsx_sheet(f, "s", 64)
+        extent, scan = scan_xlsx_sheet(f, "s", 64)
     formulas = scan.formulas
     assert (extent.rows, extent.cols) == (302, 10)
     assert formulas[3] == {3: 'A3&"x"'} and 2 not in formulas

@@ -371,8 +371,9 @@ def test_amounts_are_written_the_readers_way() -> None:
 
 #: Modules whose errors reach a person; every sentence they raise goes through the catalogue.
 SPEAKING = ["service", "changes", "runner", "config", "statedir", "journal", "crash", "approval",
-            "policy", "planfile", "signing", "audit", "sheet", "readers", "cli/__init__",
-            "cli/sheets", "cli/batch", "cli/approvals", "cli/serve"]  # fmt: skip
+            "policy", "planfile", "signing", "audit", "sheet", "readers/opening",
+            "readers/extent", "readers/xlsx", "cli/__init__", "cli/sheets", "cli/batch",
+            "cli/approvals", "cli/serve", "cli/journals", "cli/terminal"]  # fmt: skip
 
 
 def test_no_error_is_raised_in_untranslated_words() -> None:
