@@ -21,7 +21,7 @@ import json
 import os
 import shlex
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,6 +224,41 @@ def write_batch_results(journal: Journal, path: Path, report: ReportSettings | N
     return write_results(journal, path, output_format(str(path), None), settings=report)
 
 
+async def _preflight(
+    runner: Runner, admit: Callable[[], Awaitable[None]] | None = None
+) -> Preflight:
+    """The admission of the rows (a run's), then the pre-flight; refused or unreachable before
+    anything was sent, the batch is held back."""
+    try:
+        if admit is not None:
+            await admit()
+        return await runner.preflight()
+    except ApiError as e:
+        _hold(runner.journal)
+        raise _could_not_start(e) from None
+    except RefusedError:
+        _hold(runner.journal)
+        raise
+
+
+def _finish(
+    journal: Journal,
+    settings: Settings,
+    batch: str,
+    what: str,
+    outcome: Outcome,
+    facts: Preflight,
+    result_path: Path,
+    report: ReportSettings | None,
+    notify: str | None,
+) -> BatchResult:
+    """After a run or a resume: the results written, the word sent."""
+    path = write_batch_results(journal, result_path, report)
+    result = _result(journal, settings, batch, outcome, path, facts)
+    result.notified = _tell(notify, journal, what, result, settings)
+    return result
+
+
 async def _drive(runner: Runner, hooks: Hooks, facts: Preflight, what: str) -> Outcome:
     try:
         confirmed = hooks.confirm(facts)
@@ -363,20 +398,12 @@ async def run_sheet(
             throttle=settings.throttle(options.rate), concurrency=options.concurrency
         ) as client:
             runner = Runner(journal, client, settings.clock, options)
-            try:
-                await _admit(settings, request, hooks, journal, runner, result_path)
-                facts = await runner.preflight()
-            except ApiError as e:
-                _hold(journal)
-                raise _could_not_start(e) from None
-            except RefusedError:
-                _hold(journal)
-                raise
+            facts = await _preflight(
+                runner, lambda: _admit(settings, request, hooks, journal, runner, result_path)
+            )
             outcome = await _drive(runner, hooks, facts, "run")
-        path = write_batch_results(journal, result_path, request.report)
-        result = _result(journal, settings, request.batch, outcome, path, facts)
-        result.notified = _tell(request.notify, journal, "run", result, settings)
-        return result
+        return _finish(journal, settings, request.batch, "run", outcome, facts, result_path,
+                       request.report, request.notify)  # fmt: skip
     finally:
         empty = created and journal.row_count() == 0
         journal.close()
@@ -523,19 +550,11 @@ async def resume_batch(
                         )
                 if journal.count([S.PLANNED]):
                     journal.set_meta(intent=ADMITTED)
-            try:
-                facts = await runner.preflight()
-            except ApiError as e:
-                _hold(journal)
-                raise _could_not_start(e) from None
-            except RefusedError:
-                _hold(journal)
-                raise
+            facts = await _preflight(runner)
             outcome = await _drive(runner, hooks, facts, "resume")
-        path = write_batch_results(journal, result_path, report)
-        result = _result(journal, settings, batch, outcome, path, facts)
-        result.notified = _tell(notify, journal, "resume", result, settings)
-        return result
+        return _finish(
+            journal, settings, batch, "resume", outcome, facts, result_path, report, notify
+        )
     finally:
         journal.close()
 
