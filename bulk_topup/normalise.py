@@ -26,6 +26,15 @@ ARABIC_DIGITS = N_("written in Arabic-Indic digits")
 #: ٠١٢٣٤٥٦٧٨٩ (Arabic-Indic) and ۰۱۲۳۴۵۶۷۸۹ (Eastern Arabic-Indic) as 0-9
 _TO_ASCII = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 ZERO_RESTORED = N_("leading 0 restored (lost by Excel)")
+_MAX_NUMBER_DIGITS = 15  # no amount, quantity or telephone number is longer
+_CLIP = 40
+
+
+def clip(cell: str) -> str:
+    """A cell as quoted in a message: whole when short, its start and an ellipsis when long."""
+    return cell if len(cell) <= _CLIP else cell[: _CLIP - 1] + "…"
+
+
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009.\-()/]")
 
 
@@ -35,6 +44,16 @@ class _Mangled(ValueError):
     def __init__(self, message: Text) -> None:
         super().__init__(message)
         self.message = message
+
+
+def _too_long_scientific(t: str) -> Text:
+    return Text(
+        N_(
+            '"{text}" is a number in scientific notation, far longer than a telephone number: '
+            "format the column as text and type the number again"
+        ),
+        text=clip(t),
+    )
 
 
 def _digits_of_number(text: str) -> tuple[str | None, Text | None]:
@@ -47,6 +66,8 @@ def _digits_of_number(text: str) -> tuple[str | None, Text | None]:
     t = text.strip()
     m = re.fullmatch(r"[+]?(\d+)(?:[.,](\d+))?[eE]([+-]?\d+)", t)
     if m:
+        if len(m.group(1)) + len(m.group(2) or "") > _MAX_NUMBER_DIGITS or len(m.group(3)) > 3:
+            raise _Mangled(_too_long_scientific(t))
         try:
             d = Decimal(t.replace(",", "."))
         except InvalidOperation:
@@ -60,10 +81,12 @@ def _digits_of_number(text: str) -> tuple[str | None, Text | None]:
                         '"{text}" is a number in scientific notation that is not a whole number: '
                         "Excel changed it; format the column as text and type the number again"
                     ),
-                    text=t,
+                    text=clip(t),
                 )
             )
         digits = str(int(d))
+        if len(digits) > _MAX_NUMBER_DIGITS:
+            raise _Mangled(_too_long_scientific(t))
         if significant < len(digits):  # a digit rounded away reads as a trailing zero
             raise _Mangled(
                 Text(
@@ -71,15 +94,15 @@ def _digits_of_number(text: str) -> tuple[str | None, Text | None]:
                         '"{text}" shows {shown} of the number\'s {n} digits: Excel hid the '
                         "others; format the column as text and type the number again"
                     ),
-                    text=t,
+                    text=clip(t),
                     shown=significant,
                     n=len(digits),
                 )
             )
-        return digits, Text(N_("written in scientific notation ({text})"), text=t)
+        return digits, Text(N_("written in scientific notation ({text})"), text=clip(t))
     m = re.fullmatch(r"(\d+)[.,]0+", t)
     if m:
-        return m.group(1), Text(N_("written as a decimal number ({text})"), text=t)
+        return m.group(1), Text(N_("written as a decimal number ({text})"), text=clip(t))
     return None, None
 
 
@@ -106,7 +129,11 @@ def normalise_mobile(text: str) -> tuple[str, list[Text], Text | None]:
     elif note:
         repairs.append(note)
     if re.search(r"[^0-9+]", digits):
-        return raw, repairs, Text(N_('"{text}" contains characters that are not digits'), text=raw)
+        return (
+            raw,
+            repairs,
+            Text(N_('"{text}" contains characters that are not digits'), text=clip(raw)),
+        )
     for prefix, cut, note_ in MOBILE_PREFIXES:
         if digits.startswith(prefix) and (prefix != "213" or len(digits) == 12):
             digits = "0" + digits[cut:]
@@ -117,7 +144,11 @@ def normalise_mobile(text: str) -> tuple[str, list[Text], Text | None]:
             digits = "0" + digits
             repairs.append(Text(ZERO_RESTORED))
     if "+" in digits:
-        return raw, repairs, Text(N_('"{text}" is not an Algerian number (+213...)'), text=raw)
+        return (
+            raw,
+            repairs,
+            Text(N_('"{text}" is not an Algerian number (+213...)'), text=clip(raw)),
+        )
     if MOBILE_RE.match(digits):
         return digits, repairs, None
     if len(digits) != 10:
@@ -126,7 +157,7 @@ def normalise_mobile(text: str) -> tuple[str, list[Text], Text | None]:
             repairs,
             Text(
                 N_('"{text}" has {n} digits; an Algerian mobile number has 10 (0XXXXXXXXX)'),
-                text=raw,
+                text=clip(raw),
                 n=len(digits),
             ),
         )
@@ -135,7 +166,7 @@ def normalise_mobile(text: str) -> tuple[str, list[Text], Text | None]:
         repairs,
         Text(
             N_('"{text}" is not a mobile number: it must start with 05, 06 or 07 (0XXXXXXXXX)'),
-            text=raw,
+            text=clip(raw),
         ),
     )
 
@@ -161,7 +192,11 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[Text], Text | No
     plus = digits.startswith("+")
     digits = digits.lstrip("+")
     if not digits.isdigit():
-        return raw, repairs, Text(N_('"{text}" contains characters that are not digits'), text=raw)
+        return (
+            raw,
+            repairs,
+            Text(N_('"{text}" contains characters that are not digits'), text=clip(raw)),
+        )
     if kind == "ADSL":
         # Only a number of exactly 8 digits lost just its leading zero; shorter ones lack
         # digits that nobody can restore.
@@ -178,7 +213,7 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[Text], Text | No
                     '"{text}" is not an ADSL line number: 9 digits starting with 0 (0XXXXXXXX), '
                     "area code included"
                 ),
-                text=raw,
+                text=clip(raw),
             ),
         )
     if digits.startswith("00213"):
@@ -194,7 +229,10 @@ def normalise_internet(kind: str, text: str) -> tuple[str, list[Text], Text | No
     return (
         raw,
         repairs,
-        Text(N_('"{text}" is not a 4G number: 213 followed by 9 digits (213XXXXXXXXX)'), text=raw),
+        Text(
+            N_('"{text}" is not a 4G number: 213 followed by 9 digits (213XXXXXXXXX)'),
+            text=clip(raw),
+        ),
     )
 
 
@@ -206,7 +244,7 @@ def parse_dzd(text: str) -> tuple[int | None, Text | None, Text | None]:
     raw = text.strip()
     value, error = _dinars(raw)
     if value is not None and raw != str(value):
-        return value, Text(N_('"{text}" read as {amount} DA'), text=raw, amount=value), None
+        return value, Text(N_('"{text}" read as {amount} DA'), text=clip(raw), amount=value), None
     return value, None, error
 
 
@@ -215,6 +253,8 @@ def _dinars(raw: str) -> tuple[int | None, Text | None]:
     t = re.sub(r"[\s\u00a0\u202f\u2009]", "", t)
     if not t:
         return None, None
+    if len(re.sub(r"\D", "", t).lstrip("0")) > _MAX_NUMBER_DIGITS:
+        return None, Text(N_('"{text}" is far too large to be an amount in dinars'), text=clip(raw))
     if re.fullmatch(r"\d+", t):
         return int(t), None
     m = re.fullmatch(r"(\d+)[.,](\d+)", t)
@@ -226,7 +266,7 @@ def _dinars(raw: str) -> tuple[int | None, Text | None]:
                     '"{text}" is ambiguous ({joined} DA, or {whole} DA with decimals?); write the '
                     "amount without a separator, e.g. {joined}"
                 ),
-                text=raw,
+                text=clip(raw),
                 joined=int(whole + frac),
                 whole=whole,
             )
@@ -234,18 +274,21 @@ def _dinars(raw: str) -> tuple[int | None, Text | None]:
             return int(whole), None
         return None, Text(
             N_('"{text}" is not a whole number of dinars; amounts are whole DZD (no centimes)'),
-            text=raw,
+            text=clip(raw),
         )
     m = re.fullmatch(r"(\d{1,3}(?:([.,])\d{3})+)(?:[.,](\d{1,2}))?", t)
     if m and (m.group(3) is None or set(m.group(3)) == {"0"}):
         return int(re.sub(r"[.,]", "", m.group(1))), None
     if re.fullmatch(r"-\d+([.,]\d+)?", t):
-        return None, Text(N_('"{text}" is negative; write a positive whole amount'), text=raw)
-    return None, Text(N_('"{text}" is not an amount in dinars'), text=raw)
+        return None, Text(N_('"{text}" is negative; write a positive whole amount'), text=clip(raw))
+    return None, Text(N_('"{text}" is not an amount in dinars'), text=clip(raw))
 
 
 def parse_quantity(text: str) -> tuple[int | None, Text | None]:
     t = text.strip()
-    if re.fullmatch(r"\d+([.,]0+)?", t):
-        return int(re.split(r"[.,]", t)[0]), None
-    return None, Text(N_('"{text}" is not a whole number of cards'), text=t)
+    m = re.fullmatch(r"(\d+)([.,]0+)?", t)
+    if m and len(m.group(1).lstrip("0")) > _MAX_NUMBER_DIGITS:
+        return None, Text(N_('"{text}" is far too many cards'), text=clip(t))
+    if m:
+        return int(m.group(1)), None
+    return None, Text(N_('"{text}" is not a whole number of cards'), text=clip(t))

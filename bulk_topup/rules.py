@@ -13,7 +13,14 @@ from collections import defaultdict
 
 from .catalog import Catalog
 from .i18n import N_, Text
-from .normalise import INTERNET_RE, normalise_internet, normalise_mobile, parse_dzd, parse_quantity
+from .normalise import (
+    INTERNET_RE,
+    clip,
+    normalise_internet,
+    normalise_mobile,
+    parse_dzd,
+    parse_quantity,
+)
 from .orders import TARGET_COLUMN, Order, infer_kind, kind_word
 from .refs import USER_REF_RE
 from .sheet import ALIASES, SheetRow
@@ -52,7 +59,7 @@ def check_row(row: SheetRow, index: int, catalog: Catalog, labels: dict[str, str
                 column,
                 Text(
                     N_("the cell holds a formula; its last computed value {value!r} is used"),
-                    value=value,
+                    value=clip(value),
                 ),
             )
         else:
@@ -139,7 +146,9 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         folded = {c.upper(): c for c in catalog.plans}
         if code.upper() in folded:
             plan = catalog.plans[folded[code.upper()]]
-            order.warn("plan_code", Text(N_('"{code}" read as {plan}'), code=code, plan=plan.code))
+            order.warn(
+                "plan_code", Text(N_('"{code}" read as {plan}'), code=clip(code), plan=plan.code)
+            )
             order.product = plan.code
         else:
             close = difflib.get_close_matches(code.upper(), list(folded), n=1, cutoff=0.6)
@@ -149,13 +158,13 @@ def _mobile(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
                         '"{code}" is not a plan of the provider; did you mean {close}? (see: '
                         "bulk-topup catalog mobile)"
                     ),
-                    code=code,
+                    code=clip(code),
                     close=folded[close[0]],
                 )
             else:
                 message = Text(
                     N_('"{code}" is not a plan of the provider (see: bulk-topup catalog mobile)'),
-                    code=code,
+                    code=clip(code),
                 )
             order.error("plan_code", message)
             return
@@ -248,7 +257,7 @@ def _internet(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
         else:
             order.error(
                 "internet_type",
-                Text(N_('"{given}" is not ADSL or 4G'), given=raw_type)
+                Text(N_('"{given}" is not ADSL or 4G'), given=clip(raw_type))
                 if raw_type
                 else Text(N_("is empty; write ADSL or 4G")),
             )
@@ -332,7 +341,7 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
                     '"{product}" is not a gift card product of the provider (see: bulk-topup '
                     "catalog gift)"
                 ),
-                product=pid,
+                product=clip(pid),
             ),
         )
         return
@@ -350,7 +359,7 @@ def _gift(order: Order, cells: dict[str, str], catalog: Catalog) -> None:
             tcol,
             Text(
                 N_('"{type}" is not a type of {product}; its types are {known}'),
-                type=tid,
+                type=clip(tid),
                 product=product.title,
                 known=known,
             ),

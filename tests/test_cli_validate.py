@@ -91,3 +91,37 @@ def test_template_round_trips(cli, tmp_path: Path) -> None:
     wb.save(out)
     result = cli("validate", str(out))
     assert result.exit_code == 0, result.output
+
+
+def test_numbers_beyond_any_amount_are_refused_on_their_row(cli, tmp_path: Path) -> None:
+    """Thousands of digits in a cell (a pasted blob, a hostile sheet) are a sentence naming the
+    row and column, quoted short; Python's own integer limits never surface as a crash."""
+    long = "5" * 5000
+    sheet = tmp_path / "huge.csv"
+    sheet.write_text(
+        "Kind,Phone,Plan,Amount,Product ID,Type ID,Quantity\n"
+        f"mobile,0770000001,PREPAID_DJEZZY,{long}\n"
+        f"mobile,{'7' * 5000},PREPAID_DJEZZY,500\n"
+        f"mobile,7E+999999999,PREPAID_DJEZZY,500\n"
+        f"mobile,0770000002,PREPAID_DJEZZY,{'1' * 400}.000\n"
+        f"giftcard,,,,gp-1,t-1,{'9' * 5000}\n"
+        "mobile,0770000003,PREPAID_DJEZZY,000000000000000000000500\n",
+        encoding="utf-8",
+    )
+    result = cli("validate", str(sheet))
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output and long not in result.output
+    lines = result.output.splitlines()
+    clipped = '"' + "5" * 39 + '…"'
+    assert f"error   row 2, Amount: {clipped} is far too large to be an amount in dinars" in lines
+    assert any(
+        line.startswith("error   row 3, Phone: ") and "5000 digits" in line for line in lines
+    )
+    assert any(line.startswith("error   row 4, Phone: ") and "scientific" in line for line in lines)
+    assert any(line.startswith("error   row 5, Amount: ") and "too large" in line for line in lines)
+    assert any(
+        line.startswith("error   row 6, Quantity: ") and "too many" in line for line in lines
+    )
+    assert not any(line.startswith("error   row 7") for line in lines)
+    assert 'warning row 7, Amount: "000000000000000000000500" read as 500 DA' in lines
+    assert max(map(len, lines)) < 300
