@@ -28,7 +28,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
-# Without the browser and socket tests: a minute or so, for while you work.
+# Without the browser and socket tests: about two minutes, for while you work.
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not browser and not socket"
 

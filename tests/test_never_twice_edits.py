@@ -269,11 +269,11 @@ async def test_a_key_revoked_mid_run_leaves_rows_open_not_refused(desk: Desk) ->
         assert [r.state for r in j.rows()].count(S.PLANNED) == 2
 
 
+@pytest.mark.parametrize("desk", [True], ids=["ref-dedup"], indirect=True)
 async def test_a_planned_row_the_provider_already_holds_is_adopted(desk: Desk) -> None:
     """The run died after the POST but before SUBMITTED was written, and the row was found
     PLANNED again: the provider's DUPLICATED_REF (with its ref check on) makes it adopted."""
-    if not desk.app.world.faults.ref_dedup:
-        pytest.skip("DUPLICATED_REF needs the provider's ref check")
+    assert desk.app.world.faults.ref_dedup
     sheet = desk.sheet("s.csv", *staff(500))
     from bulk_topup.service import Hooks
 
