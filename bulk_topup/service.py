@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 from .approval import authorise_run, check_resume, record_authorisation
 from .batchfile import open_batch
 from .changes import REPEAT_WINDOW_DAYS, edits, refuse_edits, refuse_repeats, repeats
+from .client import OneClickClient
 from .clock import iso
 from .config import Settings
 from .context import RunOptions
@@ -424,15 +425,7 @@ async def _admit(
     journaled. (A function of its own so that the sheet and its orders, a whole-sheet list, are
     freed before the run: from here on the journal is the batch.)"""
     client = runner.ctx.client
-    sheet, validation = await validate_sheet(
-        request.sheet,
-        batch=request.batch,
-        client=client,
-        state_dir=settings.state_dir,
-        api_url=settings.api_url,
-        sheet_name=request.sheet_name,
-        allow_duplicates=request.allow_duplicates,
-    )
+    sheet, validation = await _validate(settings, request, client)
     hooks.validated(sheet, validation)
     if validation.invalid and not request.skip_invalid:
         how = request.allow_hints.get("invalid") or _(
@@ -662,15 +655,7 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
     from .batchfile import batch_path
 
     async with settings.client() as client:
-        sheet, validation = await validate_sheet(
-            request.sheet,
-            batch=request.batch,
-            client=client,
-            state_dir=settings.state_dir,
-            api_url=settings.api_url,
-            sheet_name=request.sheet_name,
-            allow_duplicates=request.allow_duplicates,
-        )
+        sheet, validation = await _validate(settings, request, client)
         key = await client.validate_key()
         balance = await client.balance()
         refusals: list[str] = []
@@ -738,3 +723,18 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         edits=edited,
         repeats=repeated,
     )  # fmt: skip
+
+
+async def _validate(
+    settings: Settings, request: SheetRun, client: OneClickClient
+) -> tuple[Sheet, Validation]:
+    """The request's sheet read and validated as `run` and its dry run both see it."""
+    return await validate_sheet(
+        request.sheet,
+        batch=request.batch,
+        client=client,
+        state_dir=settings.state_dir,
+        api_url=settings.api_url,
+        sheet_name=request.sheet_name,
+        allow_duplicates=request.allow_duplicates,
+    )
