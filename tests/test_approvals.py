@@ -187,6 +187,24 @@ def test_plan_refuses_invalid_rows_unless_skipped(desk: Desk, tmp_path: Path) ->
     assert "has 8 digits" in plan.data["skipped"][0]["problems"][0]
 
 
+def test_a_sheet_with_nothing_to_plan_is_the_sheets_fault(desk: Desk, tmp_path: Path) -> None:
+    """A header with no order row below it, or rows all invalid and skipped, is an empty plan:
+    exit 3 (the sheet's fault, as `run` says of it), not 2 (a usage error), and no plan file."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text(SHEET.splitlines()[0] + "\n", encoding="utf-8")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(SHEET.splitlines()[0] + "\nNadia Cherif,77803734,PREPAID_DJEZZY,500\n",
+                   encoding="utf-8")  # fmt: skip
+    out = tmp_path / "e.plan.json"
+    for made in (
+        desk.cli("plan", str(empty), "--batch", "e", "--out", str(out)),
+        desk.cli("plan", str(bad), "--batch", "e", "--out", str(out), "--skip-invalid"),
+    ):
+        assert made.exit_code == 3, made.output
+        assert "there is nothing to plan" in made.output
+    assert not out.exists()
+
+
 def test_a_hand_edited_plan_is_refused(desk: Desk, sheet: Path) -> None:
     plan, _ = desk.plan(sheet)
     data = json.loads(plan.read_text())

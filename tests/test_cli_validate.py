@@ -62,6 +62,18 @@ def test_messy_sheet_json(cli) -> None:
     assert set(out["summary"]) >= {"rows", "valid", "invalid", "per_product", "duplicates"}
 
 
+@pytest.mark.parametrize("body", ["", ",,\n,,\n"], ids=["header only", "blank rows"])
+def test_a_sheet_without_order_rows_is_not_a_clean_validate(cli, tmp_path: Path, body) -> None:
+    """Nothing to check is not "every row is valid": exit 3, as `run` and `--dry-run` say of
+    the same sheet, never 0 (success said of nothing)."""
+    sheet = tmp_path / "empty.csv"
+    sheet.write_text("Phone,Plan,Amount\n" + body, encoding="utf-8")
+    for fmt in ("text", "json"):
+        result = cli("validate", str(sheet), "--format", fmt)
+        assert result.exit_code == 3, result.output
+    assert "the sheet has no order rows below its header" in cli("validate", str(sheet)).output
+
+
 def test_unreadable_sheet_exit_2_without_traceback(cli, tmp_path: Path) -> None:
     bad = tmp_path / "x.xlsx"
     bad.write_bytes(b"\x00\x01not a sheet")
