@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from .clock import iso
 from .history import MAY_BE_PAID, History
-from .i18n import _, shown
+from .i18n import _, ngettext, shown
 from .identity import GIFT_ROW_IDENTITY, person_pairs
 from .journal import Journal, Row
 from .orders import Order
@@ -46,7 +46,8 @@ class Conflict:
 def _listing(conflicts: list[Conflict]) -> str:
     lines = [c.message for c in conflicts[:LISTED]]
     if len(conflicts) > LISTED:
-        lines.append(_("... and {n} more rows").format(n=len(conflicts) - LISTED))
+        n = len(conflicts) - LISTED
+        lines.append(ngettext("... and {n} more row", "... and {n} more rows", n).format(n=n))
     return "\n  ".join(lines)
 
 

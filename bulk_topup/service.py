@@ -117,6 +117,8 @@ class BatchResult:
     next_steps: list[str] = field(default_factory=list)  # commands to run, shell-quoted
     stop_reason: str | None = None
     notified: Delivery | None = None  # the notification, when one was asked for
+    #: gift rows whose order was not found: resume leaves them to a person unless told to resend
+    uncertain_gifts: int = 0
 
 
 @dataclass
@@ -197,6 +199,7 @@ def _result(
         for r in journal.iter_rows(with_cards=True)
         for c in r.cards
     ]
+    uncertain_gifts = sum(r.kind == "giftcard" for r in journal.iter_rows([S.UNCERTAIN]))
     return BatchResult(
         batch=batch,
         exit_code=code,
@@ -210,6 +213,7 @@ def _result(
         ],
         next_steps=next_steps(batch, settings.state_dir, code),
         stop_reason=outcome.stop_reason if outcome else journal.get_meta("stop_reason") or None,
+        uncertain_gifts=uncertain_gifts,
     )
 
 

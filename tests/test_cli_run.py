@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bulk_topup.cli import main
+from bulk_topup.clock import SystemClock
 from bulk_topup.emulator import SANDBOX_KEY
 
 SAMPLES = Path(__file__).parent.parent / "samples"
@@ -291,3 +292,30 @@ def test_resume_checks_repeats_and_takes_allow_repeat(cli, tmp_path: Path) -> No
         main, ["status", "--batch", "held", "--format", "json", "--state-dir", cli.state]
     )
     assert json.loads(status.output)["counts"] == {"FULFILLED": 2}
+
+
+def test_an_uncertain_gift_row_is_named_with_the_command_that_resends_it(
+    cli, served, tmp_path: Path
+) -> None:
+    """A gift POST that failed with no order found is left to a person: the ending says so and
+    gives the command that sends it again (plain `resume` would leave it where it is)."""
+    url, world = served
+    sheet = tmp_path / "gift.csv"
+    sheet.write_text(
+        "Kind,Product ID,Type ID,Quantity\ngiftcard,507f1f77bcf86cd799439011,type_001,1\n"
+    )
+    world.clock = SystemClock(20)  # the provider and the runner both twenty times faster
+    env = {"ONECLICK_API_KEY": SANDBOX_KEY, "BULK_TOPUP_CLOCK_SPEED": "20"}
+    world.faults.update({"fail_next": 1, "fail_on": "POST /v3/gift-cards/placeOrder"})  # no order
+    first = cli(
+        "run", str(sheet), "--batch", "g", "--yes", "--api-url", url, emulator=False, env=env
+    )
+    assert first.exit_code == 5, first.output
+    command = f"bulk-topup resume --batch g --state-dir {cli.state} --resend-uncertain-gifts"
+    assert "1 gift card row is UNCERTAIN" in first.output and command in first.output
+    plain = cli("resume", "--batch", "g", "--yes", "--api-url", url, emulator=False, env=env)
+    assert plain.exit_code == 5 and world.stats()["orders"] == 0
+    assert "1 gift card row is UNCERTAIN" in plain.output
+    resent = cli(*command.split()[1:], "--yes", "--api-url", url, emulator=False, env=env)
+    assert resent.exit_code == 0, resent.output
+    assert world.stats()["orders"] == 1 and "UNCERTAIN" not in resent.output

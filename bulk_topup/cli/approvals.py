@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..i18n import N_, _, money
+from ..i18n import N_, _, money, ngettext
 from . import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -155,7 +155,8 @@ def show_plan(plan: Any, rows: int) -> None:
             )
         )  # fmt: skip
     if len(d["rows"]) > len(listed):
-        click.echo(_("    ... and {n} more rows").format(n=len(d["rows"]) - len(listed)))
+        n = len(d["rows"]) - len(listed)
+        click.echo(ngettext("    ... and {n} more row", "    ... and {n} more rows", n).format(n=n))
     for s in d.get("skipped", [])[:rows]:
         click.secho(
             _("    row {row}  SKIPPED: {problems}").format(

@@ -285,6 +285,19 @@ def report_end(result: Any, emulated: bool, report: Any = None) -> None:
             ).format(resume=resume, reconcile=reconcile),
             fg="yellow",
         )
+        if result.uncertain_gifts:
+            click.secho(
+                ngettext(
+                    "{n} gift card row is UNCERTAIN: no order of its own was found at the "
+                    "provider, and resume leaves it to a person. Check the provider's gift card "
+                    "orders; if none is there, send it again with:\n  {command}",
+                    "{n} gift card rows are UNCERTAIN: no order of their own was found at the "
+                    "provider, and resume leaves them to a person. Check the provider's gift card "
+                    "orders; if none is there, send them again with:\n  {command}",
+                    result.uncertain_gifts,
+                ).format(n=result.uncertain_gifts, command=f"{resume} --resend-uncertain-gifts"),
+                fg="yellow",
+            )
         if emulated:
             click.echo(
                 _(

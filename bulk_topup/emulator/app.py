@@ -129,10 +129,9 @@ def _endpoint(world: World, template: str, fn: Handler, write: bool) -> Callable
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
         faults = world.faults
-        if faults.fail_next > 0 or (
-            faults.error_rate and world.random.random() < faults.error_rate
-        ):
-            faults.fail_next = max(0, faults.fail_next - 1)
+        failing = faults.fail_next > 0 and name.startswith(faults.fail_on)
+        if failing or (faults.error_rate and world.random.random() < faults.error_rate):
+            faults.fail_next -= failing
             status = world.random.choice([500, 503])
             world.faults_injected[str(status)] += 1
             if status == 500:

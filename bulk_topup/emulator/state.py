@@ -102,7 +102,8 @@ class Faults(Switches):
 
     latency: float = 0.0  # seconds added before every API answer (after the work is done)
     error_rate: float = 0.0  # share of API requests answered 500/503 before any work
-    fail_next: int = 0  # the next N API requests are answered 503 before any work
+    fail_next: int = 0  # the next N API requests are answered 500/503 before any work
+    fail_on: str = ""  # ...of the endpoints whose "METHOD /path" starts with this; "" = any
     drop_rate: float = 0.0  # share of POSTs committed, then the connection dropped
     drop_next: int = 0  # the next N POSTs are committed, then the connection dropped
     slow_next: int = 0  # the next N POSTs are committed, then answered after `slow_seconds`
