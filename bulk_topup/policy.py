@@ -1,7 +1,8 @@
 """The approval policy: who may approve, how many approvals a plan needs, and the caps.
 
-A TOML file, read with the standard library's `tomllib`, found at `--policy`, else env
-`BULK_TOPUP_POLICY`, else `policy.toml` in the user's config dir (`BULK_TOPUP_CONFIG_DIR`, default
+A TOML file, read with the standard library's `tomllib`: `/etc/bulk-topup/policy.toml` when it
+exists (then nothing else may replace it), else `--policy`, else env `BULK_TOPUP_POLICY`, else
+`policy.toml` in the user's config dir (`BULK_TOPUP_CONFIG_DIR`, default
 platformdirs' `user_config_dir("bulk-topup")`). Without a policy file nothing needs approving and
 no cap applies. Every key is checked: a misspelt key in a control that guards money must not
 silently weaken it.
@@ -48,6 +49,9 @@ from .errors import UsageError
 from .i18n import _, money
 from .statedir import config_dir
 
+#: The machine's policy: when it exists, it is the one in force for every user and command.
+SYSTEM_POLICY = Path("/etc/bulk-topup/policy.toml")
+
 #: States of a row whose money is (or may be) spent: what a period cap counts. Refused and
 #: refunded rows gave the money back; planned and invalid rows never sent any.
 SPENT_STATES = ("SENDING", "SUBMITTED", "FULFILLED", "PARTIALLY_FILLED", "UNCERTAIN",
@@ -84,13 +88,35 @@ class Policy:
 
 
 def policy_path(explicit: str | None) -> tuple[Path, bool]:
-    """The policy file to read, and whether it was asked for (then it must exist)."""
+    """The policy file to read, and whether it was asked for (then it must exist).
+
+    The machine's policy (`SYSTEM_POLICY`, kept by an administrator) is the control itself when
+    it exists: a person who runs batches controls their own options and environment, so neither
+    `--policy` nor BULK_TOPUP_POLICY may put another file in its place."""
+    env = os.environ.get("BULK_TOPUP_POLICY", "").strip()
+    if SYSTEM_POLICY.exists():
+        for asked in (explicit, env):
+            if asked and not _same_file(Path(asked).expanduser(), SYSTEM_POLICY):
+                raise UsageError(
+                    _(
+                        "the policy in force on this machine is {system}, kept by its "
+                        "administrator; {path} cannot replace it (leave out --policy and "
+                        "BULK_TOPUP_POLICY)"
+                    ).format(system=SYSTEM_POLICY, path=asked)
+                )
+        return SYSTEM_POLICY, True
     if explicit:
         return Path(explicit).expanduser(), True
-    env = os.environ.get("BULK_TOPUP_POLICY", "").strip()
     if env:
         return Path(env).expanduser(), True
     return config_dir() / "policy.toml", False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def load_policy(explicit: str | None = None) -> Policy | None:

@@ -493,6 +493,30 @@ def test_the_policy_is_found_by_env_and_in_the_config_dir(
     assert desk.cli("run", str(sheet), "--batch", "pay-11", "--yes").exit_code == 2
 
 
+def test_the_machines_policy_cannot_be_replaced_by_the_person_running(
+    desk: Desk, sheet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever runs a batch controls their options and environment: with a policy kept by the
+    administrator, neither --policy nor BULK_TOPUP_POLICY can swap in a lenient file."""
+    import bulk_topup.policy
+
+    system = desk.tmp / "etc" / "policy.toml"
+    system.parent.mkdir()
+    system.write_text(Path(desk.policy("bob")).read_text(), encoding="utf-8")
+    monkeypatch.setattr(bulk_topup.policy, "SYSTEM_POLICY", system)
+    lenient = desk.tmp / "lenient.toml"
+    lenient.write_text("[approval]\nrequired = 0\n", encoding="utf-8")
+    swapped = desk.run(sheet, None, str(lenient))
+    assert swapped.exit_code == 2, swapped.output
+    assert f"the policy in force on this machine is {system}" in swapped.output
+    monkeypatch.setenv("BULK_TOPUP_POLICY", str(lenient))
+    assert desk.cli("run", str(sheet), "--batch", "pay-11", "--yes").exit_code == 2
+    monkeypatch.delenv("BULK_TOPUP_POLICY")
+    refused(desk.cli("run", str(sheet), "--batch", "pay-11", "--yes"), "needs 1 approval")
+    refused(desk.run(sheet, None, str(system)), "needs 1 approval")  # naming it is allowed
+    assert "no batches" in desk.batches()
+
+
 def test_resume_refuses_a_batch_the_policy_wants_approved(desk: Desk, sheet: Path) -> None:
     from bulk_topup.approval import check_resume
     from bulk_topup.batchfile import open_batch
