@@ -190,8 +190,8 @@ def build_plan(
     allow_duplicates: bool = False,
 ) -> Plan:
     """The plan of a validated sheet. Raises InvalidRowsError (exit 3) for invalid rows unless
-    `skip_invalid`, RefusedError when the prices are not fresh from the API, UsageError when no
-    row is left to send."""
+    `skip_invalid`, RefusedError when the prices are not fresh from the API, InvalidRowsError
+    (exit 3: nothing because of the sheet) when no row is left to send."""
     if validation.invalid and not skip_invalid:
         raise InvalidRowsError(
             _(
@@ -209,7 +209,7 @@ def build_plan(
             ).format(parts=", ".join(unsure))
         )
     if not validation.valid:
-        raise UsageError(_("the sheet has no valid rows: there is nothing to plan"))
+        raise InvalidRowsError(_("the sheet has no valid rows: there is nothing to plan"))
     extra = [c for c in sheet.columns if c not in ALIASES]
     data = {
         "format": PLAN_FORMAT,

@@ -74,7 +74,8 @@ def validate(
         print_validation(read, result)
     # A sheet whose checks against the catalog could not all be made is not a clean validate:
     # 5, as for an open batch, means "try again later" (when the API answers).
-    if result.invalid:
+    # A sheet with no order row is not a clean validate: 3, as run and plan say of it.
+    if result.invalid or not result.orders:
         sys.exit(EXIT_INVALID)
     sys.exit(EXIT_NOT_FINAL if result.unchecked else EXIT_OK)
 
@@ -185,7 +186,8 @@ def print_validation(sheet: Any, result: Any) -> None:
         verdict = _("every row passed the checks that could be made (see the notes above)")
     else:
         verdict = _("every row is valid")
-    click.secho(verdict, fg="green" if not errors else "red", bold=True)
+    # Nothing to send is not a success: in red, as errors are.
+    click.secho(verdict, fg="green" if result.orders and not errors else "red", bold=True)
 
 
 @main.command()
