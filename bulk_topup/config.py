@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from .apiurl import checked_url
 from .client import DEFAULT_LIMITS, DEFAULT_TIMEOUT, OneClickClient, RetryPolicy, Throttle
 from .clock import Clock, SystemClock, VirtualClock
 from .errors import UsageError
@@ -166,5 +167,6 @@ def settings(
         clock = SystemClock(emulator_speed)
         app = create_app(World(clock=clock))
         return Settings(EMULATOR_URL, SANDBOX_KEY, state, clock, EmulatorTransport(app), True)
-    url = api_url or os.environ.get("ONECLICK_API_URL") or DEFAULT_API_URL
+    given = api_url or os.environ.get("ONECLICK_API_URL")
+    url = checked_url(given, "--api-url / ONECLICK_API_URL") if given else DEFAULT_API_URL
     return Settings(url, read_key(key_file), state, SystemClock(clock_speed or 1.0))

@@ -137,3 +137,78 @@ def test_numbers_beyond_any_amount_are_refused_on_their_row(cli, tmp_path: Path)
     assert not any(line.startswith("error   row 7") for line in lines)
     assert 'warning row 7, Amount: "000000000000000000000500" read as 500 DA' in lines
     assert max(map(len, lines)) < 300
+
+
+def test_a_sheet_of_headers_only_is_never_a_success(cli, tmp_path: Path) -> None:
+    """Nothing to send is exit 3 from validate, plan and a dry run alike (a run says 3 too), and a
+    dry run says it before a policy asks for an approval of 0 DA."""
+    sheet = tmp_path / "headers.csv"
+    sheet.write_text("Phone,Plan,Amount\n", encoding="utf-8")
+    result = cli("validate", str(sheet))
+    assert result.exit_code == 3, result.output
+    assert "the sheet has no order rows below its header" in result.output
+    assert cli("validate", str(sheet), "--format", "json").exit_code == 3
+    planned = cli("plan", str(sheet), "--batch", "empty", "--out", str(tmp_path / "p.json"))
+    assert planned.exit_code == 3, planned.output
+    assert "there is nothing to plan" in planned.output
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[approvers]\nkarim = "ed25519:S/OklQV6PvaG1cQntJ4lkK2wndFloHNJDc9YJ0Q5Ohg="\n'
+        "[approval]\nrequired = 1\n",
+        encoding="utf-8",
+    )
+    dry = cli("run", str(sheet), "--batch", "empty", "--dry-run", "--policy", str(policy))
+    assert dry.exit_code == 3, dry.output
+    assert "approval" not in dry.output and "nothing was sent" in dry.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "ftp://api.example.dz", "http://", "http://[::1", "http://127.0.0.1:99999",
+     "https://api.example.dz/?x=1", "https://api.example.dz/\x07"],
+)  # fmt: skip
+def test_an_api_address_no_client_can_call_is_a_usage_error(tmp_path: Path, url: str) -> None:
+    """A mistyped ONECLICK_API_URL or --api-url is one sentence and exit 2 before any call,
+    never a crash report (nor a run's exit 5 as if rows were open)."""
+    state = tmp_path / "state"
+    sheet = str(SAMPLES / "orders.csv")
+    env = {"ONECLICK_API_KEY": "emulator-sandbox-key"}
+    for args in (
+        ["validate", sheet, "--api-url", url],
+        ["run", sheet, "--batch", "u", "--yes", "--api-url", url],
+    ):
+        result = CliRunner().invoke(main, [*args, "--state-dir", str(state)], env=env)
+        assert result.exit_code == 2, result.output
+        assert "is not one bulk-topup can call" in result.output
+    by_env = CliRunner().invoke(
+        main, ["catalog", "--state-dir", str(state)], env={**env, "ONECLICK_API_URL": url}
+    )
+    assert by_env.exit_code == 2 and "ONECLICK_API_URL" in by_env.output
+    assert not (state / "crash").exists()
+
+
+def test_a_password_in_the_api_address_is_refused_unshown(tmp_path: Path) -> None:
+    """A password in the address would be printed, written in plan files and journals: refused
+    without echoing it."""
+    result = CliRunner().invoke(
+        main,
+        ["validate", str(SAMPLES / "orders.csv"), "--state-dir", str(tmp_path / "s")],
+        env={"ONECLICK_API_KEY": "emulator-sandbox-key",
+             "ONECLICK_API_URL": "https://clerk:Hunter2secret@api.example.dz"},
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "holds a password" in result.output and "Hunter2secret" not in result.output
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--rate", "nan"], ["--rate", "inf"], ["--max-total", "nan"], ["--max-total", "inf"],
+     ["--repeat-window", "nan"], ["--repeat-window", "1e9"], ["--emulator-speed", "inf"]],
+)  # fmt: skip
+def test_numbers_that_are_no_numbers_are_refused(cli, tmp_path: Path, option: list[str]) -> None:
+    """click lets `nan` and `inf` through a range: `--max-total nan` switched the cap off in
+    silence, `--rate nan` hung, `--rate inf` and a window of 1e9 days crashed."""
+    result = cli("run", str(SAMPLES / "orders.csv"), "--batch", "n", "--dry-run", *option)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option[0]}'" in result.output
+    assert not (tmp_path / "state" / "crash").exists()

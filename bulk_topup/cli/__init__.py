@@ -185,7 +185,7 @@ def api_options(fn: F) -> F:
         ),
         click.option(
             "--emulator-speed",
-            type=click.FloatRange(min=0.01),
+            type=FiniteRange(min=0.01),
             default=1.0,
             show_default=True,
             help="With --emulator: how much faster its clock runs.",
@@ -199,7 +199,7 @@ def api_options(fn: F) -> F:
         ),
         click.option(
             "--clock-speed",
-            type=click.FloatRange(min=0.01),
+            type=FiniteRange(min=0.01),
             default=None,
             hidden=True,
             envvar="BULK_TOPUP_CLOCK_SPEED",
@@ -252,6 +252,20 @@ def make_settings(kw: dict[str, Any]) -> Any:
         emulator_speed=kw.pop("emulator_speed"),
         clock_speed=kw.pop("clock_speed"),
     )
+
+
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses `nan` and `inf`: click lets both through (`nan` is never
+    out of range), and an option such as `--max-total nan` would then switch its control off
+    without a word, `--rate inf` divide by zero, `--rate nan` wait for ever."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(_("{value!r} is not a number; write digits, such as 10").format(value=value))
+        return number
 
 
 class LanguageType(click.ParamType):

@@ -19,6 +19,7 @@ from . import (
     EXIT_LOCKED,
     EXIT_OK,
     F,
+    FiniteRange,
     api_options,
     handle_errors,
     main,
@@ -47,7 +48,7 @@ def run_options(fn: F) -> F:
         ),
         click.option(
             "--rate",
-            type=click.FloatRange(min=0.1),
+            type=FiniteRange(min=0.1),
             default=10.0,
             show_default=True,
             help="API calls per second, all calls together; never exceeded.",
@@ -89,7 +90,7 @@ def repeat_options(f: Any) -> Any:
     """--allow-repeat and --repeat-window, for run and resume alike."""
     f = click.option(
         "--repeat-window",
-        type=click.FloatRange(min=0),
+        type=FiniteRange(min=0, max=3650),
         default=25.0,
         show_default=True,
         help="Days in which a payment of another batch counts as a repeat.",
@@ -120,7 +121,7 @@ def repeat_options(f: Any) -> Any:
 @click.option("--allow-duplicates", is_flag=True, help="The same order twice is meant, not a slip.")
 @click.option(
     "--max-total",
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     default=None,
     help="Refuse to start if this run's face value exceeds this many DA.",
 )
@@ -224,6 +225,9 @@ def _dry_run(settings: Any, request: Any) -> None:
         click.echo(_("not sent now: {what}").format(what="; ".join(others)))
     for refusal in found.refusals:
         click.secho(_("a run would refuse: {why}").format(why=refusal), fg="red")
+    if not found.validation.valid:  # a run stops here too (3), before the policy is asked
+        click.echo(_("nothing was sent"))
+        sys.exit(EXIT_INVALID)
     if found.unauthorised:
         raise RefusedError(found.unauthorised)
     if found.key_scope != "READ-WRITE":
@@ -312,7 +316,7 @@ def resume(
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1),
+    type=FiniteRange(min=0.1),
     default=10.0,
     show_default=True,
     help="API calls per second, all calls together.",

@@ -12,7 +12,7 @@ import click
 
 from ..errors import UsageError
 from ..i18n import _
-from . import api_options, handle_errors, main, make_settings
+from . import FiniteRange, api_options, handle_errors, main, make_settings
 from .approvals import policy_option
 from .serve import listen
 
@@ -95,14 +95,14 @@ def warnings_for(
 )
 @click.option(
     "--max-upload-mb",
-    type=click.FloatRange(min=0.1),
+    type=FiniteRange(min=0.1),
     default=20.0,
     show_default=True,
     help="The largest sheet the console accepts.",
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1),
+    type=FiniteRange(min=0.1),
     default=10.0,
     show_default=True,
     help="API calls per second of a run, all calls together.",

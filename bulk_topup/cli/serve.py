@@ -11,7 +11,7 @@ import click
 
 from ..errors import UsageError
 from ..i18n import _
-from . import handle_errors, main
+from . import FiniteRange, handle_errors, main
 
 
 def _variant(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -79,34 +79,36 @@ def listen(host: str, port: int) -> socket.socket:
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0.01),
+    type=FiniteRange(min=0.01),
     default=1.0,
     show_default=True,
     help="How much faster than real time the provider's clock runs.",
 )
 @click.option(
     "--rate-limit",
-    type=click.FloatRange(min=0.1),
+    type=FiniteRange(min=0.1),
     default=None,
     help="Requests per second before answering 429 with Retry-After.",
 )
 @click.option(
     "--balance",
-    type=float,
+    type=FiniteRange(),
     default=500_000.0,
     show_default=True,
     help="The account balance in DZD.",
 )
-@click.option("--latency", type=float, default=0.0, help="Seconds added to every answer.")
+@click.option(
+    "--latency", type=FiniteRange(min=0), default=0.0, help="Seconds added to every answer."
+)
 @click.option(
     "--error-rate",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=0.0,
     help="Share of requests answered 500/503 before any work.",
 )
 @click.option(
     "--drop-rate",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=0.0,
     help="Share of POSTs committed, then dropped without an answer.",
 )
