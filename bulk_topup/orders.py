@@ -108,6 +108,10 @@ class Order:
         return not self.errors
 
     def error(self, column: str, message: str) -> None:
+        """The cell's error; a cell already in error keeps its first (the cause, such as a formula
+        never computed, rather than what follows from it, such as "is empty")."""
+        if self.has_error(column):
+            return
         self.errors.append(Problem(self.row, self.labels.get(column, column), message, "error",
                                    column))  # fmt: skip
 

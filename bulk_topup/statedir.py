@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import StateDirError
+from .errors import StateDirError, UsageError
 from .i18n import _
 
 
@@ -87,7 +87,16 @@ def config_dir() -> Path:
     config dir (e.g. ~/.config/bulk-topup)."""
     given = os.environ.get("BULK_TOPUP_CONFIG_DIR", "").strip()
     if given:
-        return Path(given).expanduser()
-    from platformdirs import user_config_dir
+        folder = Path(given).expanduser()
+    else:
+        from platformdirs import user_config_dir
 
-    return Path(user_config_dir("bulk-topup"))
+        folder = Path(user_config_dir("bulk-topup"))
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(
+            _(
+                "the config dir {path} is a file, not a folder: set BULK_TOPUP_CONFIG_DIR to a "
+                "folder"
+            ).format(path=folder)
+        )
+    return folder

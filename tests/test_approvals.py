@@ -609,3 +609,15 @@ def test_the_plan_form_and_the_signed_message_are_pinned() -> None:
         + b"ab" * 32
         + b'","ed25519:AAAA","2026-11-01T08:00:00.000Z"]'
     )
+
+
+def test_a_config_dir_that_is_a_file_is_said(desk: Desk, tmp_path: Path, monkeypatch) -> None:
+    """Keys and the policy live in the config dir: a file there is a mistake to name, not an
+    empty list of keys."""
+    wrong = tmp_path / "not-a-folder"
+    wrong.write_text("x")
+    monkeypatch.setenv("BULK_TOPUP_CONFIG_DIR", str(wrong))
+    for args in (("keys", "list"), ("keys", "new", "bob")):
+        result = desk.plain(*args)
+        assert result.exit_code == 2, result.output
+        assert f"the config dir {wrong} is a file, not a folder" in result.output

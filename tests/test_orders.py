@@ -438,3 +438,19 @@ def test_arabic_indic_digits_are_read_alike_in_numbers_and_amounts() -> None:
     assert normalise_internet("ADSL", "۰۳۶۳۶۲۶۰۸")[0] == "036362608"
     amount, repair, error = parse_dzd("٥٠٠")
     assert (amount, error) == (500, None) and str(repair) == '"٥٠٠" read as 500 DA'
+
+
+async def test_a_cell_in_error_is_named_once_by_its_cause(catalog: Catalog) -> None:
+    """A formula never computed leaves its cell empty: the clerk reads the cause, not also the
+    "is empty" that follows from it."""
+    sheet = sheet_of(mobile(phone=""), mobile(phone="", amount="abc"))
+    sheet.rows[0].formulas = frozenset({"phone"})
+    sheet.rows[1].excel_errors = {"phone": "#N/A"}
+    result = build_orders(sheet, "b", catalog)
+    assert [(p.field, p.message) for p in result.orders[0].errors] == [
+        ("phone", "the cell holds a formula with no computed value; type the value itself")
+    ]
+    assert [(p.field, p.message) for p in result.orders[1].errors] == [
+        ("phone", "the cell shows an Excel error (#N/A); type the value itself"),
+        ("amount", '"abc" is not an amount in dinars'),
+    ]

@@ -24,7 +24,7 @@ def test_a_port_in_use_is_one_sentence_and_exit_2() -> None:
         result = CliRunner().invoke(main, ["emulator", "--port", str(port)])
     assert result.exit_code == 2
     assert result.output == (
-        f"error: port {port} on 127.0.0.1 is already in use (another emulator?): "
+        f"error: port {port} on 127.0.0.1 is already in use (another console or emulator?): "
         "stop that program or choose another --port\n"
     )
     assert "emulator on http" not in result.output  # no banner before failing

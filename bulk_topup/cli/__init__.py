@@ -279,7 +279,11 @@ class LanguageType(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> str:
         language = normalise_language(str(value))
         if language is None:
-            self.fail(f"{value!r} is not a language bulk-topup speaks ({', '.join(LANGUAGES)})")
+            self.fail(
+                _("{value!r} is not a language bulk-topup speaks ({languages})").format(
+                    value=value, languages=", ".join(LANGUAGES)
+                )
+            )
         return language
 
 

@@ -49,8 +49,8 @@ def listen(host: str, port: int) -> socket.socket:
         if e.errno == errno.EADDRINUSE:
             raise UsageError(
                 _(
-                    "port {port} on {host} is already in use (another emulator?): stop that "
-                    "program or choose another --port"
+                    "port {port} on {host} is already in use (another console or emulator?): stop "
+                    "that program or choose another --port"
                 ).format(port=port, host=host)
             ) from None
         if e.errno == errno.EACCES:
