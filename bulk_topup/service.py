@@ -171,17 +171,26 @@ def command(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def next_steps(batch: str, state_dir: Path, exit_code: int) -> list[str]:
-    """The commands that continue a batch left open."""
+def next_steps(batch: str, state_dir: Path, exit_code: int, uncertain_gifts: int = 0) -> list[str]:
+    """The commands that continue a batch left open: resume, reconcile, and when gift rows are
+    UNCERTAIN (left to a person), the resume that sends them again once a person has checked."""
     if exit_code != EXIT_NOT_FINAL:
         return []
     extra: tuple[str, ...] = ()
     if state_dir.resolve() != default_state_dir().resolve():
         extra = ("--state-dir", str(state_dir))
-    return [
+    steps = [
         command("bulk-topup", "resume", "--batch", batch, *extra),
         command("bulk-topup", "reconcile", "--batch", batch, *extra),
     ]
+    if uncertain_gifts:
+        steps.append(steps[0] + " --resend-uncertain-gifts")
+    return steps
+
+
+def uncertain_gift_rows(journal: Journal) -> int:
+    """Gift rows whose order was not found: resume leaves them to a person unless told."""
+    return sum(r.kind == "giftcard" for r in journal.iter_rows([S.UNCERTAIN]))
 
 
 def _result(
@@ -199,7 +208,7 @@ def _result(
         for r in journal.iter_rows(with_cards=True)
         for c in r.cards
     ]
-    uncertain_gifts = sum(r.kind == "giftcard" for r in journal.iter_rows([S.UNCERTAIN]))
+    uncertain_gifts = uncertain_gift_rows(journal)
     return BatchResult(
         batch=batch,
         exit_code=code,
@@ -211,7 +220,7 @@ def _result(
         cards_shown=[
             _("row {row}: {code}").format(row=row, code=mask(code)) for row, code in cards[:5]
         ],
-        next_steps=next_steps(batch, settings.state_dir, code),
+        next_steps=next_steps(batch, settings.state_dir, code, uncertain_gifts),
         stop_reason=outcome.stop_reason if outcome else journal.get_meta("stop_reason") or None,
         uncertain_gifts=uncertain_gifts,
     )

@@ -372,3 +372,25 @@ def test_behind_a_sign_on_proxy_each_person_is_themselves_and_signs_with_their_o
     r = kit.client.post(f"/sheets/{upload}/approve",
                         data={"csrf": kit.csrf, "key": "yacine", "digest": digest})  # fmt: skip
     assert r.status_code == 400 and "no approval key named yacine" in r.text
+
+
+def test_an_uncertain_gift_row_shows_the_command_that_resends_it(kit: Kit, tmp_path: Path) -> None:
+    """Resume leaves an UNCERTAIN gift row to a person: the results page says so, with the
+    command a person runs once they have checked the provider's gift orders."""
+    kit.sign_in()
+    sheet = tmp_path / "gift.csv"
+    sheet.write_text(
+        "Kind,Product ID,Type ID,Quantity\ngiftcard,507f1f77bcf86cd799439011,type_001,1\n"
+    )
+    upload = kit.upload(sheet, "gifts")
+    figures = kit.figures(upload)
+    kit.world.faults.update({"fail_next": 1, "fail_on": "POST /v3/gift-cards/placeOrder"})
+    kit.start(upload, figures)
+    run = kit.wait("gifts")
+    assert run.error is None and run.result.exit_code == 5
+    assert kit.world.stats()["orders"] == 0
+    bid = batch_path(kit.app.state.config.settings.state_dir, "gifts").stem
+    page = kit.client.get(f"/batches/{bid}/results").text
+    assert "sent again only once a person has checked the provider" in page
+    assert "bulk-topup resume --batch gifts --state-dir" in page
+    assert "--resend-uncertain-gifts</code>" in page

@@ -278,7 +278,7 @@ def report_end(result: Any, emulated: bool, report: Any = None) -> None:
         click.secho(_("stopped: {reason}").format(reason=display(result.stop_reason)), fg="yellow")
     code = result.exit_code
     if code == EXIT_NOT_FINAL:
-        resume, reconcile = result.next_steps
+        resume, reconcile = result.next_steps[:2]
         click.secho(
             _(
                 "some rows are not final yet; continue with:\n  {resume}\n  (or later: {reconcile})"
@@ -295,7 +295,7 @@ def report_end(result: Any, emulated: bool, report: Any = None) -> None:
                     "provider, and resume leaves them to a person. Check the provider's gift card "
                     "orders; if none is there, send them again with:\n  {command}",
                     result.uncertain_gifts,
-                ).format(n=result.uncertain_gifts, command=f"{resume} --resend-uncertain-gifts"),
+                ).format(n=result.uncertain_gifts, command=result.next_steps[2]),
                 fg="yellow",
             )
         if emulated:

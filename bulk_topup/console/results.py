@@ -37,7 +37,7 @@ from ..report.words import (
     stop_reason,
 )
 from ..runner import exit_code_for
-from ..service import interrupted, next_steps, standing
+from ..service import interrupted, next_steps, standing, uncertain_gift_rows
 from . import uploads
 from .batches import SHOWN_ROWS, _journal, _key, _settings
 from .sheets import _remove, batch_id
@@ -80,7 +80,8 @@ async def results(request: Request) -> Response:
             request, "results.html", key=key, bid=bid, info=info, needs=needs,
             retry_headers=headers, retry=retry, cards=_cards(journal), revealed=revealed,
             describe=describe, state_words=state_words, order=STATE_ORDER,
-            steps=next_steps(key, _settings(request).state_dir, code), columns=columns,
+            steps=next_steps(key, _settings(request).state_dir, code, uncertain_gift_rows(journal)),
+            columns=columns,
             standing=standing(counts), busy=busy, balance_at=meta.get("balance_after_at"),
             stopped=stop_reason(said, counts, in_words=True),
         )  # fmt: skip
