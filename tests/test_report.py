@@ -24,6 +24,7 @@ from bulk_topup.clock import parse_iso
 from bulk_topup.i18n import use_language
 from bulk_topup.journal import RowState
 from bulk_topup.report import write_results
+from bulk_topup.report.retry import write_retry_sheet
 from bulk_topup.validation import build_orders
 
 from .runkit import Kit, gift, internet, mobile, sheet_of
@@ -443,3 +444,50 @@ async def test_an_empty_batch_still_has_a_report(tmp_path: Path) -> None:
     with open_batch(tmp_path, "empty", now=lambda: "t") as j:
         sheets = read(write_results(j, tmp_path / "r.xlsx"))
     assert sheets["Results"][1][:2] == ("total", "0 rows")
+
+
+async def test_a_plain_refund_is_not_said_to_carry_a_suggested_offer(app, clock, tmp_path) -> None:
+    """0600000001 is refunded with no offer suggested, 0600000002 with offers: only the second's
+    Retry line holds another plan, and only its next step says so."""
+    kit = Kit(app, clock, tmp_path / "state")
+    await kit.load(mobile("0600000001", plan="PREPAID_DJEZZY"),
+                   mobile("0600000002", plan="PREPAID_DJEZZY"))  # fmt: skip
+    await kit.run()
+    for lang, plain, offered in [
+        ("en", "see the Retry sheet", "see the Retry sheet (suggested offer filled in)"),
+        ("fr", "voir la feuille « À renvoyer »",
+         "voir la feuille « À renvoyer » (l'offre suggérée y est remplie)"),
+    ]:  # fmt: skip
+        with kit.journal() as j, use_language(lang):
+            book = read(write_results(j, tmp_path / f"r-{lang}.xlsx"))
+        attention, retry = list(book.values())[3], list(book.values())[4]
+        assert [line[-1] for line in attention[1:-1]] == [plain, offered], lang
+        assert [line[1:3] for line in retry[1:]] == [
+            ("0600000001", "PREPAID_DJEZZY"), ("0600000002", "FACTURE_DJEZZY")]  # fmt: skip
+
+
+async def test_a_printed_summary_and_retry_sheet_show_every_value_whole(
+    every_state: Kit, tmp_path: Path
+) -> None:
+    """LibreOffice neither grows a row to its wrapped text nor widens a column: a Summary line
+    of several lines overlapped the next one, and a Retry column as wide as its header cut the
+    phone numbers and plan codes a clerk types again from the paper."""
+    with every_state.journal() as j:
+        out = write_results(j, tmp_path / "r.xlsx")
+        alone = write_retry_sheet(j, tmp_path / "retry.xlsx")  # the console's download
+    wb = load_workbook(out)
+    for retry in (wb["Retry"], load_workbook(alone)["Retry"]):
+        for column in retry.iter_cols():
+            longest = max((len(str(c.value or "")) for c in column[1:]), default=0)  # header wraps
+            width = retry.column_dimensions[column[0].column_letter].width
+            assert width >= min(longest, 24), (retry.title, column[0].value, width)
+    summary = wb["Summary"]
+    long_lines = 0
+    for row in summary.iter_rows(min_col=1, max_col=2):
+        value = row[1].value
+        if isinstance(value, str) and len(value) > 50:  # the column is 50 characters wide
+            long_lines += 1
+            height = summary.row_dimensions[row[0].row].height
+            assert height and height >= 15 * -(-len(value) // 50), row[0].value
+    assert long_lines  # "stopped because" names three states
+    assert_no_none(read(out))

@@ -17,6 +17,7 @@ from ..journal import Journal, RowState
 from ..sheet import ORDER_COLUMNS
 from ..template import order_header
 from .facts import retry_rows
+from .sheets import fit_width
 from .words import Columns
 
 S = RowState
@@ -47,7 +48,7 @@ def write_retry_sheet(journal: Journal, path: Path) -> Path:
         text = wb.add_format({"num_format": "@"})
         for j, header in enumerate(headers):
             ws.write_string(0, j, header, bold)
-            ws.set_column(j, j, max(10, len(header) + 2), text)
+            ws.set_column(j, j, fit_width(header, [line[j] for line in lines], least=10), text)
         for i, line in enumerate(lines, start=1):
             for j, value in enumerate(line):
                 ws.write_string(i, j, value, text)

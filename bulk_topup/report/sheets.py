@@ -10,6 +10,7 @@ date it was printed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,13 @@ CHARS_PER_UNIT = {False: 1.0, True: 1.4}
 def lines_needed(text: str, col: Col) -> int:
     per_line = max(1, int(col.width * CHARS_PER_UNIT[col.small]))
     return sum(max(1, -(-len(part) // per_line)) for part in text.split("\n"))
+
+
+def fit_width(header: str, values: Iterable[str], least: float = 8, most: float = 40) -> float:
+    """The width of a column that does not wrap (an order sheet's): its header and its longest
+    value whole, so a phone number or a plan code is not cut on screen or on paper."""
+    longest = max((len(v) for v in values), default=0)
+    return max(least, min(most, max(len(header), longest) + 2))
 
 
 class Table:

@@ -71,7 +71,7 @@ NEXT_STEP = {
     ),
     S.REFUNDED: (
         N_("the provider refunded it"),
-        N_("see the Retry sheet (suggested offer filled in)"),
+        N_("see the Retry sheet"),
     ),
     S.PARTIALLY_FILLED: (
         N_("only part of the cards were delivered; the rest was refunded"),
@@ -95,6 +95,9 @@ NEXT_STEP = {
     ),
     S.PLANNED: (N_("not sent yet (the run stopped)"), N_("resume the batch")),
 }
+#: The next step of a refunded row the provider suggested other offers for: its Retry line holds
+#: the first of them, not the plan that was refused.
+OFFER_FILLED_IN = N_("see the Retry sheet (suggested offer filled in)")
 
 #: Why a batch is still open, per state of its open rows (the Summary's "stopped because").
 OPEN_BECAUSE = {
@@ -318,6 +321,8 @@ def attention(
             reason, step = NEXT_STEP[r.state]
             detail = error_text(r, columns, isolate)
             why = _(reason) + (f" ({detail})" if detail else "")
+            if r.state == S.REFUNDED and r.kind == "mobile" and r.suggested:
+                step = OFFER_FILLED_IN  # as facts.retry_line fills it in
             yield r, why, _(step)
 
 

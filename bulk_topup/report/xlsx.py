@@ -15,7 +15,16 @@ from ..template import order_header
 from .custody import shown
 from .facts import retry_rows, summary
 from .settings import ReportSettings
-from .sheets import DATE_WIDTH, Col, Styles, Table, print_setup
+from .sheets import (
+    DATE_WIDTH,
+    LINE_HEIGHT,
+    Col,
+    Styles,
+    Table,
+    fit_width,
+    lines_needed,
+    print_setup,
+)
 from .words import (
     NEXT_STEP,
     STATE_ORDER,
@@ -43,6 +52,7 @@ STATE_FILL = {
     S.SENDING: "EDEDED",
     S.PLANNED: "FFFFFF",
 }
+SUMMARY_VALUE_WIDTH = 50  # the Summary's column of values, in characters
 SHEETS = {
     "summary": NP_("sheet", "Summary"),
     "results": NP_("sheet", "Results"),
@@ -213,17 +223,24 @@ def _fill(wb: Any, journal: Journal, settings: ReportSettings) -> None:
 
     # The Retry sheet is an order sheet for a new batch: every cell text (phone numbers keep
     # their leading zero), the headers the sheet reader knows, and no totals line.
+    # Its columns are as wide as what they hold: a line is typed again from the printed sheet.
     retry_cols = [*ORDER_COLUMNS, *own]
-    table = Table(wb, sheet_name("retry"), styles, batch, [
-        *[Col(order_header(c), "text", max(8, len(order_header(c)) + 2)) for c in ORDER_COLUMNS],
-        *[Col(columns.header(c), "text", columns.width(c, 24)) for c in own],
-        Col(_("original row"), "text", 10),
-        Col(_("original ref"), "text", 40),
-    ])  # fmt: skip
+    retry_lines: list[list[str]] = []
     for r, line in retry_rows(journal.iter_rows([S.REFUNDED, S.PARTIALLY_FILLED])):
         cells = dict(r.input)
         line_values = [line.get(c) if c in line else cells.get(c) for c in retry_cols]
-        table.append([None if v is None else str(v) for v in [*line_values, r.sheet_row, r.ref]])
+        retry_lines.append(
+            ["" if v is None else str(v) for v in [*line_values, r.sheet_row, r.ref]]
+        )
+    headers = [*map(order_header, ORDER_COLUMNS), *map(columns.header, own), _("original row"),
+               _("original ref")]  # fmt: skip
+    widest = [40.0] * len(ORDER_COLUMNS) + [24.0] * len(own) + [10.0, 40.0]  # own columns: 24
+    table = Table(wb, sheet_name("retry"), styles, batch, [
+        Col(h, "text", fit_width(h, [texts[j] for texts in retry_lines], most=widest[j]))
+        for j, h in enumerate(headers)
+    ])  # fmt: skip
+    for texts in retry_lines:
+        table.append(texts)
     table.finish()
 
 
@@ -232,7 +249,7 @@ def _summary_sheet(wb: Any, styles: Styles, info: dict[str, Any], settings: Repo
     ws = wb.add_worksheet(name)
     print_setup(ws, str(info["batch"] or ""), header_rows=0, one_page=True)
     ws.set_column(0, 0, 32)
-    ws.set_column(1, 1, 50)
+    ws.set_column(1, 1, SUMMARY_VALUE_WIDTH)
     ws.set_column(2, 2, 18)
     ws.write_string(0, 0, _("Batch results"), styles.title)
     if settings.custody is not None:
@@ -272,6 +289,12 @@ def _summary_sheet(wb: Any, styles: Styles, info: dict[str, Any], settings: Repo
             ws.write_number(r, 1, value, styles.of(Col("", kind)))
         else:
             ws.write_string(r, 1, str(value), styles.of(Col("", kind)))
+            if kind == "wrap":  # LibreOffice does not grow a row to fit its wrapped text
+                ws.set_row(
+                    r,
+                    LINE_HEIGHT[False]
+                    * lines_needed(str(value), Col("", kind, SUMMARY_VALUE_WIDTH)),
+                )
         r += 1
     r += 1
     first = r  # the state table's header row (0-based)
