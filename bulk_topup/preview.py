@@ -63,6 +63,7 @@ class ResumePreview:
     face_value: float
     cost: float
     to_check: int  # rows whose outcome is unknown: checked with the provider first
+    gifts_to_check: int  # of which gift rows: if not found, left to a person (never resent here)
     in_flight: int  # orders sent earlier and not final: looked at, never sent again
     done: int  # rows final already
 
@@ -77,12 +78,14 @@ async def resume_preview(settings: Settings, batch: str) -> ResumePreview:
     with open_batch(settings.state_dir, batch, now=lambda: "", lock=False, create=False) as j:
         rows, face, cost = j.sums([S.PLANNED])
         counts = j.counts()
+        gifts = sum(r.kind == "giftcard" for r in j.iter_rows([S.SENDING, S.UNCERTAIN]))
     async with settings.client() as client:
         key = await client.validate_key()
         balance = await client.balance()
     return ResumePreview(
         batch, key.type, key.scope, balance, rows, face, cost,
         to_check=counts.get(S.SENDING.value, 0) + counts.get(S.UNCERTAIN.value, 0),
+        gifts_to_check=gifts,
         in_flight=sum(counts.get(s.value, 0) for s in (S.SUBMITTED, S.UNKNOWN_ERROR, S.QUEUED)),
         done=sum(counts.get(s.value, 0) for s in (S.FULFILLED, S.REFUNDED, S.PARTIALLY_FILLED,
                                                   S.REJECTED, S.INVALID)),

@@ -134,6 +134,7 @@ class DryRun:
     face_value: float
     cost: float
     to_check: int  # rows a previous run left uncertain: checked first, resent only if never placed
+    gifts_to_check: int  # of which gift rows: if not found, left to a person (never resent here)
     already_handled: int  # rows this batch already sent (final or being settled)
     skipped_invalid: int
     refusals: list[str] = field(default_factory=list)  # what a real run would refuse (exit 3)
@@ -690,7 +691,7 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         )
     try:
         known: dict[str, str] = {}
-        to_check = edited = repeated = 0
+        to_check = gifts_to_check = edited = repeated = 0
         if journal is not None:
             conflicts = edits(validation.orders, journal, send_edited=request.send_edited)
             if conflicts:
@@ -716,9 +717,11 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
                 )
                 repeated = len(found)
         send = [o for o in validation.valid if o.ref not in known]
-        to_check = sum(
-            1 for o in validation.valid if known.get(o.ref) in (S.SENDING.value, S.UNCERTAIN.value)
-        )
+        unknown = [
+            o for o in validation.valid if known.get(o.ref) in (S.SENDING.value, S.UNCERTAIN.value)
+        ]
+        to_check = len(unknown)
+        gifts_to_check = sum(o.kind == "giftcard" for o in unknown)
         handled = sum(1 for o in validation.valid if o.ref in known) - to_check
     finally:
         if journal is not None:
@@ -729,6 +732,7 @@ async def dry_run(settings: Settings, request: SheetRun) -> DryRun:
         face_value=round(sum(o.face_value for o in send), 2),
         cost=round(sum(o.cost for o in send), 2),
         to_check=to_check,
+        gifts_to_check=gifts_to_check,
         already_handled=handled,
         skipped_invalid=len(validation.invalid),
         refusals=refusals,

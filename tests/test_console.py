@@ -394,3 +394,8 @@ def test_an_uncertain_gift_row_shows_the_command_that_resends_it(kit: Kit, tmp_p
     assert "sent again only once a person has checked the provider" in page
     assert "bulk-topup resume --batch gifts --state-dir" in page
     assert "--resend-uncertain-gifts</code>" in page
+    # What resuming would do says the same: the gift row is looked for, never sent again here.
+    resume = kit.client.get(f"/batches/{bid}/resume").text
+    assert 'id="gifts-to-check">1 row, looked for among the provider' in resume
+    assert "left to a person and not sent again from here" in resume
+    assert "sent again only if it never got" not in resume
