@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,31 @@ from .i18n import _
 from .journal import Journal
 from .refs import batch_slug
 from .statedir import prepare_state_dir, private_folder
+
+#: The longest batch key: it names files, appears in every command printed and in every ref.
+MAX_BATCH_KEY = 100
+#: Unicode categories that show nothing: controls, format marks (zero-width, bidi overrides),
+#: surrogates, private use, unassigned, line and paragraph separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def check_batch_key(key: str) -> str:
+    """A new batch's key as given, or a UsageError (exit 2): not empty, at most MAX_BATCH_KEY
+    characters, and no invisible character (a control or format character would hide in every
+    command printed, and make two keys that look alike)."""
+    if not key.strip():
+        raise UsageError(_("the batch key is empty; give one such as payroll-2026-11"))
+    if len(key) > MAX_BATCH_KEY:
+        raise UsageError(_("a batch key has at most {n} characters").format(n=MAX_BATCH_KEY))
+    hidden = [c for c in key if unicodedata.category(c) in _INVISIBLE]
+    if hidden:
+        raise UsageError(
+            _(
+                "the batch key {key!r} holds a character that cannot be seen (U+{code:04X}); "
+                "type it again with letters, digits and dashes"
+            ).format(key=key, code=ord(hidden[0]))
+        )
+    return key
 
 
 def batch_path(state_dir: Path, batch: str) -> Path:

@@ -319,3 +319,24 @@ def test_an_uncertain_gift_row_is_named_with_the_command_that_resends_it(
     resent = cli(*command.split()[1:], "--yes", "--api-url", url, emulator=False, env=env)
     assert resent.exit_code == 0, resent.output
     assert world.stats()["orders"] == 1 and "UNCERTAIN" not in resent.output
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("", "the batch key is empty"),
+        ("   ", "the batch key is empty"),
+        ("pay\x01roll", "holds a character that cannot be seen (U+0001)"),
+        ("payroll\u200b", "holds a character that cannot be seen (U+200B)"),
+        ("pay\u202eroll", "holds a character that cannot be seen (U+202E)"),
+        ("p" * 101, "a batch key has at most 100 characters"),
+    ],
+)
+def test_a_new_batch_key_is_one_a_person_can_read_and_type(cli, key: str, says: str) -> None:
+    """A key with an invisible character would hide in every command printed and look like
+    another batch's key: run and plan refuse it before reading the sheet."""
+    for command in (("run", "--yes"), ("plan",)):
+        result = cli(command[0], str(SAMPLES / "orders.csv"), "--batch", key, *command[1:])
+        assert result.exit_code == 2, result.output
+        assert says in result.output
+    assert not list(Path(cli.state).glob("batches/*.sqlite"))

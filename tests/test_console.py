@@ -399,3 +399,17 @@ def test_an_uncertain_gift_row_shows_the_command_that_resends_it(kit: Kit, tmp_p
     assert 'id="gifts-to-check">1 row, looked for among the provider' in resume
     assert "left to a person and not sent again from here" in resume
     assert "sent again only if it never got" not in resume
+
+
+def test_a_batch_key_with_an_invisible_character_is_refused_at_upload(kit: Kit) -> None:
+    kit.sign_in()
+    calls = kit.world.stats()["total_calls"]
+    with (SAMPLES / "orders.csv").open("rb") as f:
+        r = kit.client.post(
+            "/upload", data={"csrf": kit.csrf, "batch": "nov\x01"},
+            files={"sheet": ("orders.csv", f, "application/octet-stream")},
+            follow_redirects=False,
+        )  # fmt: skip
+    assert r.status_code != 303
+    assert "holds a character that cannot be seen (U+0001)" in r.text
+    assert kit.world.stats()["total_calls"] == calls

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import click
 
 from .. import __version__
-from ..errors import AuthError, BulkTopupError
+from ..errors import AuthError, BulkTopupError, UsageError
 from ..i18n import ENV_LANGUAGE, LANGUAGES, _, normalise_language, use_language
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -252,6 +252,17 @@ def make_settings(kw: dict[str, Any]) -> Any:
         emulator_speed=kw.pop("emulator_speed"),
         clock_speed=kw.pop("clock_speed"),
     )
+
+
+def new_batch_key(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A `--batch` that may start a batch: refused (exit 2) when empty, too long or holding a
+    character nobody can see."""
+    from ..batchfile import check_batch_key
+
+    try:
+        return check_batch_key(value)
+    except UsageError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 class FiniteRange(click.FloatRange):

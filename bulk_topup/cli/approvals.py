@@ -24,6 +24,7 @@ from . import (
     handle_errors,
     main,
     make_settings,
+    new_batch_key,
     run_async,
     state_dir_option,
 )
@@ -174,7 +175,8 @@ def show_plan(plan: Any, rows: int) -> None:
 
 @main.command()
 @click.argument("sheet", type=click.Path(dir_okay=False))
-@click.option("--batch", required=True, help="The batch key the plan will run under.")
+@click.option("--batch", required=True, callback=new_batch_key,
+              help="The batch key the plan will run under.")  # fmt: skip
 @click.option("--sheet", "sheet_name", default=None, help="The sheet to read (default: the first).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Plan file (default: <sheet>-<batch>.plan.json next to the sheet).")  # fmt: skip

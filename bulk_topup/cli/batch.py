@@ -24,6 +24,7 @@ from . import (
     handle_errors,
     main,
     make_settings,
+    new_batch_key,
     run_async,
 )
 from .approvals import (
@@ -108,6 +109,7 @@ def repeat_options(f: Any) -> Any:
 @click.option(
     "--batch",
     required=True,
+    callback=new_batch_key,
     help="Batch key, e.g. payroll-2026-11: the same key resumes, never resends.",
 )
 @click.option(

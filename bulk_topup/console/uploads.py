@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..batchfile import check_batch_key
 from ..errors import UsageError
 from ..i18n import _
 from ..planfile import default_plan_path
@@ -27,7 +28,6 @@ from ..statedir import prepare_state_dir, private_folder
 
 SHEET_SUFFIXES = (".csv", ".xlsx", ".xls", ".ods")
 ID = re.compile(r"^[0-9a-f]{16}$")
-MAX_BATCH_KEY = 100
 NAME_BYTES = 150  # an uploaded file's name; 105 bytes are left for what names beside it add
 
 
@@ -112,9 +112,7 @@ def safe_name(filename: str) -> str:
 def batch_key(given: str, name: str, today: str) -> str:
     """The batch key asked for, else one made of the sheet's name and the day."""
     key = " ".join(given.split())
-    if len(key) > MAX_BATCH_KEY:
-        raise UsageError(_("a batch key has at most {n} characters").format(n=MAX_BATCH_KEY))
-    return key or f"{Path(name).stem}-{today}"
+    return check_batch_key(key) if key else f"{Path(name).stem}-{today}"
 
 
 async def store(
