@@ -399,6 +399,12 @@ def test_an_uncertain_gift_row_shows_the_command_that_resends_it(kit: Kit, tmp_p
     assert 'id="gifts-to-check">1 row, looked for among the provider' in resume
     assert "left to a person and not sent again from here" in resume
     assert "sent again only if it never got" not in resume
+    # The workbook names the sheet as it was uploaded, not by the server's upload folder.
+    book = openpyxl.load_workbook(
+        io.BytesIO(kit.client.get(f"/batches/{bid}/results.xlsx").content)
+    )
+    named = {r[0]: r[1] for r in book.worksheets[0].iter_rows(values_only=True) if r and r[0]}
+    assert named["sheet"] == "gift.csv"
 
 
 def test_a_batch_key_with_an_invisible_character_is_refused_at_upload(kit: Kit) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ..journal import Journal, Row, RowState
@@ -36,6 +37,18 @@ def _times(journal: Journal, meta: dict[str, str]) -> tuple[str | None, str | No
     return first, last
 
 
+def _sheet_shown(journal: Journal, sheet: str | None) -> str | None:
+    """The sheet as its people know it: a sheet uploaded to the console by the name it was
+    uploaded with (its folder under `<state dir>/uploads/` is the server's business)."""
+    if not sheet:
+        return sheet
+    uploads = (journal.path.parent.parent / "uploads").resolve()
+    path = Path(sheet)
+    if path.parent.parent == uploads:
+        return path.name
+    return sheet
+
+
 def summary(journal: Journal) -> dict[str, Any]:
     """The batch in figures: what the Summary sheet and the JSON's `summary` show."""
     meta = journal.meta()
@@ -43,7 +56,7 @@ def summary(journal: Journal) -> dict[str, Any]:
     first, last = _times(journal, meta)
     return {
         "batch": meta.get("batch"),
-        "sheet": meta.get("sheet"),
+        "sheet": _sheet_shown(journal, meta.get("sheet")),
         "fingerprint": meta.get("fingerprint"),
         "environment": meta.get("environment"),
         "started_at": first,
