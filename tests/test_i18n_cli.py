@@ -46,7 +46,7 @@ def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None, emulator:
 # --- validate: every problem in French, in the user's own headers --------------------------------
 
 MESSY_FR = [
-    "/messy.csv : 9 ligne(s) (en-tête à la ligne 3)",
+    "/messy.csv : 9 lignes (en-tête à la ligne 3)",
     "remarque : colonnes recopiées telles quelles dans les résultats (ce ne sont pas des colonnes "
     "de commande) : Nom, Remarque",
     'erreur        ligne 10, Montant : "999,50" n\'est pas un nombre entier de dinars ; les '
@@ -149,7 +149,7 @@ def test_a_run_and_its_status_in_french(tmp_path: Path) -> None:
     output = result.output
     assert "environnement : clé SANDBOX (READ-WRITE)" in output
     assert (
-        f"à envoyer : 13 ligne(s), 12{NBSP}280,00 DA de valeur faciale, 12{NBSP}106,50 DA de coût "
+        f"à envoyer : 13 lignes, 12{NBSP}280,00 DA de valeur faciale, 12{NBSP}106,50 DA de coût "
         f"estimé ; solde 500{NBSP}000,00 DA"
     ) in output
     assert "lignes : FULFILLED 9, PARTIALLY_FILLED 1, REFUNDED 2, UNKNOWN_ERROR 1" in output
@@ -159,7 +159,7 @@ def test_a_run_and_its_status_in_french(tmp_path: Path) -> None:
     assert "bulk-topup resume --batch r3" in output
     status = cli(tmp_path, "status", "--batch", "r3", "--lang", "fr", emulator=False)
     assert status.exit_code == 0
-    assert status.output.splitlines()[0] == "lot r3 : 13 ligne(s) (SANDBOX)"
+    assert status.output.splitlines()[0] == "lot r3 : 13 lignes (SANDBOX)"
     listing = cli(tmp_path, "--lang", "fr", "batches", emulator=False)
     assert listing.output.startswith("r3")
     missing = cli(tmp_path, "--lang", "fr", "status", "--batch", "nope", emulator=False)

@@ -456,7 +456,7 @@ def audit(batch: str, fmt: str, expect_head: str | None, state_dir: str) -> None
         )  # fmt: skip
     if not report.people:
         click.echo(_("no plan, approval, run, stop or code shown recorded at batch level"))
-    click.echo(_("sent: {n} rows").format(n=report.sent))
+    click.echo(ngettext("sent: {n} row", "sent: {n} rows", report.sent).format(n=report.sent))
     for state, entry in sorted(report.per_state.items()):
         click.echo(
             _("  {state} {n} rows {debited} debited").format(

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..i18n import _, money
+from ..i18n import _, money, ngettext
 from ..texts import display
 from . import (
     EXIT_INVALID,
@@ -203,9 +203,12 @@ def _dry_run(settings: Any, request: Any) -> None:
     if found.validation.invalid and not request.skip_invalid:
         sys.exit(EXIT_INVALID)
     click.echo(
-        _(
+        ngettext(
+            "dry run: {type} key ({scope}); balance {balance} DA; would send {n} row, {face} DA "
+            "face value, {cost} DA cost",
             "dry run: {type} key ({scope}); balance {balance} DA; would send {n} rows, {face} DA "
-            "face value, {cost} DA cost"
+            "face value, {cost} DA cost",
+            found.to_send,
         ).format(
             type=found.key_type, scope=found.key_scope, balance=money(found.balance),
             n=found.to_send, face=money(found.face_value), cost=money(found.cost),

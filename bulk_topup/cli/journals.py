@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..i18n import _
+from ..i18n import _, ngettext
 from . import (
     handle_errors,
     main,
@@ -52,7 +52,9 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
         )
         return
     click.echo(
-        _("batch {batch}: {n} rows").format(batch=batch, n=rows)
+        ngettext("batch {batch}: {n} row", "batch {batch}: {n} rows", rows).format(
+            batch=batch, n=rows
+        )
         + (f" ({meta['environment']})" if meta.get("environment") else "")
     )
     if not rows:
@@ -138,5 +140,9 @@ def discard(batch: str, yes: bool, state_dir: str) -> None:
             raise RefusedError(_("not confirmed; nothing was discarded"))
     rows = discard_batch(Path(state_dir), batch)
     click.echo(
-        _("discarded batch {batch}: {n} rows, none of them sent").format(batch=batch, n=rows)
+        ngettext(
+            "discarded batch {batch}: {n} row, never sent",
+            "discarded batch {batch}: {n} rows, none of them sent",
+            rows,
+        ).format(batch=batch, n=rows)
     )

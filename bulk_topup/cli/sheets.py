@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..i18n import _, money, shown
+from ..i18n import _, money, ngettext, shown
 from . import (
     EXIT_INVALID,
     EXIT_NOT_FINAL,
@@ -142,9 +142,11 @@ def print_warnings(result: Any, limit: int = 20) -> None:
 def print_validation(sheet: Any, result: Any) -> None:
     where = f"{sheet.path}" + (f" [{sheet.name}]" if sheet.name else "")
     click.echo(
-        _("{where}: {n} rows (header on row {header})").format(
-            where=where, n=len(sheet.rows), header=sheet.header_row
-        )
+        ngettext(
+            "{where}: {n} row (header on row {header})",
+            "{where}: {n} rows (header on row {header})",
+            len(sheet.rows),
+        ).format(where=where, n=len(sheet.rows), header=sheet.header_row)
     )
     print_notes(result)
     errors = [p for o in result.orders for p in o.errors]

@@ -138,8 +138,10 @@ def _show_facts(facts: Any) -> None:
         fg=colour,
         bold=True,
     )
-    line = _(
-        "to send: {n} rows, {face} DA face value, {cost} DA estimated cost; balance {balance} DA"
+    line = ngettext(
+        "to send: {n} row, {face} DA face value, {cost} DA estimated cost; balance {balance} DA",
+        "to send: {n} rows, {face} DA face value, {cost} DA estimated cost; balance {balance} DA",
+        facts.rows,
     ).format(
         n=facts.rows, face=money(facts.face_value), cost=money(facts.cost),
         balance=money(facts.balance),
