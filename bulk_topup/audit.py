@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from .batchfile import batch_path
 from .errors import UsageError
-from .i18n import _
+from .i18n import _, listed
 from .journal import GENESIS, event_hash
 from .refs import canonical_json
 
@@ -393,7 +393,7 @@ def _compare(
                 )
         if problems:
             report.disagreements.append(
-                _("{row}: {problems}").format(row=name, problems="; ".join(problems))
+                _("{row}: {problems}").format(row=name, problems=listed(problems))
             )
     for key, rec in records.items():
         if key not in seen and rec.sent:

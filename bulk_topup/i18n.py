@@ -39,7 +39,7 @@ import functools
 import gettext
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -144,6 +144,11 @@ def money(value: float) -> str:
 def number(value: int) -> str:
     """A whole number grouped the reader's way: `100,000` or `100 000`."""
     return _marked(f"{value:,}")
+
+
+def listed(parts: Iterable[str]) -> str:
+    """Parts of a sentence one after the other, with the reader's semicolon: `a; b` or `a ; b`."""
+    return pgettext("between parts of a list", "; ").join(parts)
 
 
 # --- sentences kept in English, shown in the reader's language --------------------------------

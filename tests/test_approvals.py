@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -185,6 +186,9 @@ def test_plan_refuses_invalid_rows_unless_skipped(desk: Desk, tmp_path: Path) ->
     assert plan.totals["rows"] == 3 and plan.totals["skipped"] == 1
     assert plan.data["skipped"][0]["row"] == 5
     assert "has 8 digits" in plan.data["skipped"][0]["problems"][0]
+    desk.key("bob")
+    shown = desk.approve(out, "bob")  # shown before signing, with the skipped row and why
+    assert re.search(r"row +5 +SKIPPED: .*has 8 digits", shown.output), shown.output
 
 
 def test_a_sheet_with_nothing_to_plan_is_the_sheets_fault(desk: Desk, tmp_path: Path) -> None:

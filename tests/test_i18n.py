@@ -19,6 +19,7 @@ from bulk_topup.i18n import (
     LOCALE_DIR,
     _,
     current_language,
+    listed,
     ngettext,
     normalise_language,
     pgettext,
@@ -97,10 +98,12 @@ def test_french_and_english() -> None:
         assert ngettext("{n} row", "{n} rows", 1).format(n=1) == "1 ligne"
         assert ngettext("{n} row", "{n} rows", 2).format(n=2) == "2 lignes"
         assert pgettext("sheet", "Retry") == "À renvoyer"
+        assert listed(["en attente", "2 lignes"]) == "en attente ; 2 lignes"
         with use_language("en"):
             assert _("results: {path}") == "results: {path}"
         assert current_language() == "fr"
     assert _("results: {path}") == "results: {path}"
+    assert listed(["pending", "2 rows"]) == "pending; 2 rows"
 
 
 def test_the_environment_decides_when_nothing_else_does(monkeypatch) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..i18n import N_, _, money, ngettext
+from ..i18n import N_, _, listed, money, ngettext
 from . import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -131,14 +131,14 @@ def show_plan(plan: Any, rows: int) -> None:
         ),
         bold=True,
     )
-    listed = d["rows"][:rows]
-    if listed:
+    first_rows = d["rows"][:rows]
+    if first_rows:
         click.echo(
-            _("  first {n} of {total} rows:").format(n=len(listed), total=len(d["rows"]))
-            if len(listed) < len(d["rows"])
+            _("  first {n} of {total} rows:").format(n=len(first_rows), total=len(d["rows"]))
+            if len(first_rows) < len(d["rows"])
             else _("  rows:")
         )
-    for r in listed:
+    for r in first_rows:
         who = " ".join(r["person"].values())
         what = (
             _("{product} {amount} DA to {target}").format(
@@ -155,17 +155,17 @@ def show_plan(plan: Any, rows: int) -> None:
                 who=who,
             )
         )  # fmt: skip
-    if len(d["rows"]) > len(listed):
-        n = len(d["rows"]) - len(listed)
+    if len(d["rows"]) > len(first_rows):
+        n = len(d["rows"]) - len(first_rows)
         click.echo(ngettext("    ... and {n} more row", "    ... and {n} more rows", n).format(n=n))
     for s in d.get("skipped", [])[:rows]:
         click.secho(
             _("    row {row}  SKIPPED: {problems}").format(
-                row=f"{s['row']:>5}", problems="; ".join(s["problems"])
+                row=f"{s['row']:>5}", problems=listed(s["problems"])
             ),
             fg="yellow",
         )
-    prices = "; ".join(
+    prices = listed(
         f"{key} {price if price is not None else _('face value')}"
         for kind in sorted(d["prices"])
         for key, price in sorted(d["prices"][kind].items())
@@ -289,8 +289,8 @@ def approve(
     show_plan(made, show_rows)
     rules = load_policy(policy)
     if rules is not None:
-        listed = rules.approver_of(public)
-        if listed is None:
+        approver = rules.approver_of(public)
+        if approver is None:
             click.secho(
                 _(
                     "warning: your key ({name}) is not among the approvers of {policy}: this "
@@ -299,7 +299,7 @@ def approve(
                 fg="yellow",
                 err=True,
             )
-        elif listed.casefold() == made.preparer.casefold() and not rules.self_approval:
+        elif approver.casefold() == made.preparer.casefold() and not rules.self_approval:
             click.secho(
                 _(
                     "warning: {preparer} prepared this plan; the policy does not let a preparer "

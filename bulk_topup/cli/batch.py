@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..i18n import _, money, ngettext
+from ..i18n import _, listed, money, ngettext
 from ..texts import display
 from . import (
     EXIT_INVALID,
@@ -227,7 +227,7 @@ def _dry_run(settings: Any, request: Any) -> None:
     if found.skipped_invalid:
         others.append(_("{n} invalid, skipped").format(n=found.skipped_invalid))
     if others:
-        click.echo(_("not sent now: {what}").format(what="; ".join(others)))
+        click.echo(_("not sent now: {what}").format(what=listed(others)))
     for refusal in found.refusals:
         click.secho(_("a run would refuse: {why}").format(why=refusal), fg="red")
     if not found.validation.valid:  # a run stops here too (3), before the policy is asked

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..i18n import _, money, ngettext
+from ..i18n import _, listed, money, ngettext
 from ..texts import INTERRUPTED_BY, display
 from . import (
     EXIT_FAILED_ROWS,
@@ -165,7 +165,7 @@ def _show_facts(facts: Any) -> None:
     if facts.skipped_invalid:
         others.append(_("{n} invalid, skipped (never sent)").format(n=facts.skipped_invalid))
     if others:
-        click.echo(_("not sent: {what}").format(what="; ".join(others)))
+        click.echo(_("not sent: {what}").format(what=listed(others)))
 
 
 async def _watch_signals(runner: Any) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..i18n import N_, NP_, Text, _, ngettext, npgettext, pgettext
+from ..i18n import N_, NP_, Text, _, listed, ngettext, npgettext, pgettext
 from ..journal import FINAL, Journal, Row, RowState
 from ..sheet import ALIASES
 from ..texts import display
@@ -236,7 +236,7 @@ def describe(row: Row) -> str:
 
 def offers_in_words(row: Row) -> str:
     """The provider's suggested offers: `FACTURE_DJEZZY 500 DA; ...`."""
-    return "; ".join(
+    return listed(
         " ".join(x for x in (str(o.get("plan_code") or ""), _amount(o.get("amount"))) if x)
         for o in row.suggested
     )
@@ -341,10 +341,10 @@ def open_because(counts: dict[str, int], in_words: bool = False) -> str:
                     reason=_(OPEN_BECAUSE[state]),
                 )  # fmt: skip
             )
-    return "; ".join(parts)
+    return listed(parts)
 
 
 def stop_reason(stored: str | None, counts: dict[str, int], in_words: bool = False) -> str:
     """The run's own stop reason, and why rows are still open: every batch not fully final has
     one, even when its last run ended without saying why."""
-    return "; ".join(p for p in (display(stored), open_because(counts, in_words)) if p)
+    return listed(p for p in (display(stored), open_because(counts, in_words)) if p)
