@@ -343,10 +343,16 @@ class Journal:
             raise JournalError(_("cannot update {fields}").format(fields=sorted(bad)))
         now = self._now()
         with self.transaction() as db:
-            current = db.execute("SELECT state FROM rows WHERE idx = ?", (idx,)).fetchone()
+            current = db.execute(
+                "SELECT state, error_code, error_message FROM rows WHERE idx = ?", (idx,)
+            ).fetchone()
             if current is None:
                 raise JournalError(_("no row {idx}").format(idx=idx))
             frm = RowState(current[0])
+            if to == RowState.FULFILLED and frm != to and (current[1] or current[2]):
+                # A row delivered in the end carries no earlier error (a dropped connection,
+                # a timeout): its events keep that story, its result line says what is true.
+                fields = {"error_code": None, "error_message": None, **fields}
             if to != frm and to not in TRANSITIONS[frm]:
                 raise JournalError(
                     _("row {idx}: {frm} -> {to} is not a legal transition").format(

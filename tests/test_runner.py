@@ -279,6 +279,10 @@ async def test_uncertain_gift_found_in_the_list(kit: Kit) -> None:
     assert kit.stats()["orders"] == 1
     with kit.journal() as j:
         assert any("gift order found in the list" in e["detail"] for e in j.events())
+        # Delivered in the end: the dropped connection is in its events, not on its result line.
+        (row,) = j.rows()
+        assert row.state == RowState.FULFILLED and row.error_message is None
+        assert any("error_message" in (e["data"] or "") for e in j.events())
 
 
 async def test_uncertain_gift_not_found_is_left_for_a_person(kit: Kit) -> None:
