@@ -21,7 +21,7 @@ import json
 import os
 import shlex
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -521,14 +521,7 @@ async def resume_batch(
     (`allow_hints`: as `SheetRun.allow_hints`, "repeats" and "approval")."""
     hints = allow_hints or {}
     hooks = hooks or Hooks()
-    journal = open_batch(
-        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
-    )
-    journal.actor = actor or journal.actor
-    try:
-        if journal.row_count() == 0:
-            raise _empty_batch(batch)
-        same_api(journal, settings.api_url)
+    with _existing_batch(settings, batch, actor) as journal:
         check_resume(journal, policy, hints.get("approval"))
         result_path = _results_path(journal, None, batch, out)
         check_results_path(result_path)
@@ -562,8 +555,6 @@ async def resume_batch(
         return _finish(
             journal, settings, batch, "resume", outcome, facts, result_path, report, notify
         )
-    finally:
-        journal.close()
 
 
 async def reconcile_batch(
@@ -575,14 +566,7 @@ async def reconcile_batch(
     actor: str | None = None,
 ) -> BatchResult:
     """Re-check every row of `batch` that is not final and refresh its results."""
-    journal = open_batch(
-        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
-    )
-    journal.actor = actor or journal.actor
-    try:
-        if journal.row_count() == 0:
-            raise _empty_batch(batch)
-        same_api(journal, settings.api_url)
+    with _existing_batch(settings, batch, actor) as journal:
         before = journal.counts()
         async with settings.client(throttle=settings.throttle(rate)) as client:
             history = History(settings.state_dir, api_url=settings.api_url, exclude=journal.path)
@@ -593,6 +577,20 @@ async def reconcile_batch(
         if worth_telling(before, result.counts, result.exit_code):
             result.notified = _tell(notify, journal, "reconcile", result, settings)
         return result
+
+
+@contextlib.contextmanager
+def _existing_batch(settings: Settings, batch: str, actor: str | None) -> Iterator[Journal]:
+    """An existing batch's journal, locked, holding rows, of this API; closed afterwards."""
+    journal = open_batch(
+        settings.state_dir, batch, now=lambda: iso(settings.clock.wall()), create=False
+    )
+    journal.actor = actor or journal.actor
+    try:
+        if journal.row_count() == 0:
+            raise _empty_batch(batch)
+        same_api(journal, settings.api_url)
+        yield journal
     finally:
         journal.close()
 
