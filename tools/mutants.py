@@ -66,6 +66,15 @@ MUTANTS = [
     ("a forged upload's body read before its token is checked", "bulk_topup/console/web.py",
      "if early is not None and not csrf_ok(session_of(request), early):", "if False:",
      "tests/test_console_security.py::test_a_forged_upload_is_refused_before_its_body_is_read"),
+    ("the machine's policy replaced by --policy", "bulk_topup/policy.py",
+     "if SYSTEM_POLICY.exists():", "if False:",
+     "tests/test_approvals.py::test_the_machines_policy_cannot_be_replaced_by_the_person_running"),
+    ("a cell of thousands of digits read as an amount", "bulk_topup/normalise.py",
+     'if len(re.sub(r"\\D", "", t).lstrip("0")) > _MAX_NUMBER_DIGITS:', "if False:",
+     "tests/test_cli_validate.py::test_numbers_beyond_any_amount_are_refused_on_their_row"),
+    ("a batch key with an invisible character accepted", "bulk_topup/batchfile.py",
+     "    if hidden:\n", "    if False:\n",
+     "tests/test_cli_run.py::test_a_new_batch_key_is_one_a_person_can_read_and_type"),
 ]  # fmt: skip
 
 
