@@ -295,6 +295,9 @@ BENCHES = {
 
 def main(names: list[str]) -> None:
     """Every benchmark, or those named (`python bench/run_all.py real-clock scale`)."""
+    unknown = [name for name in names if name not in BENCHES]
+    if unknown:
+        sys.exit(f"unknown benchmark {', '.join(unknown)}; the names are: {', '.join(BENCHES)}")
     OUT.mkdir(exist_ok=True)
     print(f"bulk_topup benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if "report" in (names or BENCHES) and not (OUT / "orders-100k.csv").exists():

@@ -84,6 +84,23 @@ def test_skip_invalid_sends_the_rest(cli, tmp_path: Path) -> None:
     )
     assert result.exit_code == 4, result.output  # invalid rows are rows not topped up
     assert "INVALID 3" in result.output and "FULFILLED 6" in result.output
+    # The sheet's verdict does not say "nothing sent" of a run about to send the valid rows.
+    assert "nothing sent" not in result.output
+    assert "3 invalid rows, left out (--skip-invalid)" in result.output
+
+
+@pytest.mark.parametrize("command", [["run", "--dry-run"], ["plan"]])
+def test_skip_invalid_is_not_announced_as_sending_nothing(
+    cli, tmp_path: Path, command: list[str]
+) -> None:
+    """A dry run and a plan with --skip-invalid go on with the valid rows: the verdict on the
+    sheet says the invalid ones are left out, not that nothing is sent."""
+    extra = ["--out", str(tmp_path / "m.plan.json")] if command == ["plan"] else []
+    result = cli(command[0], str(SAMPLES / "messy.csv"), "--batch", "m", "--skip-invalid",
+                 *command[1:], *extra)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "3 invalid rows, left out (--skip-invalid)" in result.output
+    assert "invalid rows, nothing sent" not in result.output
 
 
 def test_without_a_terminal_and_without_yes_it_refuses(cli) -> None:
@@ -221,6 +238,15 @@ def test_every_option_has_help_text() -> None:
         if isinstance(p, click.Option) and not p.hidden and not p.help
     ]
     assert bare == []
+
+
+def test_no_help_shows_a_bound_of_none() -> None:
+    """A range option without one of its bounds is shown as `x>=0`, never `x<=None`."""
+    shown = {
+        name: CliRunner().invoke(main, [*name.split(), "--help"], terminal_width=200).output
+        for name, _command in _commands()
+    }
+    assert [name for name, text in shown.items() if "None" in text] == []
 
 
 def test_the_readme_shows_only_options_the_commands_have() -> None:

@@ -115,3 +115,27 @@ def test_a_console_for_others_says_it_knows_nobody_and_prints_a_usable_link(
         _out, err = proc.communicate(timeout=10)
     assert "reachable from other machines" in err
     assert "knows nobody" in err and "approvals in the console are refused" in err
+
+
+def test_a_refused_key_is_said_once_as_the_console_starts(served, tmp_path: Path) -> None:
+    """The start names the refusal in one sentence, not "the API refused the key: the API
+    refused the key (...)", and still prints the link: batches stay readable."""
+    url, _world = served
+    env = {**os.environ, "BULK_TOPUP_STATE_DIR": str(tmp_path / "state"),
+           "ONECLICK_API_URL": url, "ONECLICK_API_KEY": "not-the-key"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bulk_topup", "console", "--port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert any("/login?token=" in line for line in lines), lines
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _out, err = proc.communicate(timeout=10)
+    assert err.count("the API refused the key") == 1, err
+    assert "INVALID_ACCESS_TOKEN" in err and "until the key is fixed" in err

@@ -36,6 +36,7 @@ def test_a_port_in_use_is_one_sentence_and_exit_2() -> None:
         (["--host", "no-such-host.invalid"], "cannot listen on no-such-host.invalid"),
         (["--variant", "pagination=sideways"], "--variant: pagination must be one of"),
         (["--variant", "nonsense"], "is not NAME=VALUE"),
+        (["--balance", "-5"], "--balance"),  # a balance below zero is no account
     ],
 )
 def test_bad_options_are_one_sentence(args: list[str], message: str) -> None:

@@ -219,7 +219,7 @@ def plan(
 
     ready = run_async(go())
     if ready.validation.invalid:
-        print_validation(ready.sheet, ready.validation)
+        print_validation(ready.sheet, ready.validation, skip_invalid=skip_invalid)
     else:
         print_warnings(ready.validation)
     made = build_plan(

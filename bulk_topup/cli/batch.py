@@ -188,7 +188,7 @@ def run(
     if dry_run:
         _dry_run(settings, request)
         return
-    hooks = CliHooks(yes, "run")
+    hooks = CliHooks(yes, "run", skip_invalid=request.skip_invalid)
     result = drive(lambda h: run_sheet(settings, request, h), hooks)
     show_delivery(result.notified)
     report_end(result, settings.emulated, report)
@@ -199,7 +199,7 @@ def _dry_run(settings: Any, request: Any) -> None:
     from ..service import dry_run
 
     found = run_async(dry_run(settings, request))
-    print_validation(found.sheet, found.validation)
+    print_validation(found.sheet, found.validation, skip_invalid=request.skip_invalid)
     if found.validation.invalid and not request.skip_invalid:
         sys.exit(EXIT_INVALID)
     click.echo(

@@ -185,9 +185,8 @@ def console(
         if config.key_refused is not None:
             click.secho(
                 _(
-                    "the API refused the key: {refusal}. The console shows the batches and their "
-                    "results, and asks nothing of the API until the key is fixed and the console "
-                    "restarted."
+                    "{refusal}. The console shows the batches and their results, and asks "
+                    "nothing of the API until the key is fixed and the console restarted."
                 ).format(refusal=auth_refusal(config.key_refused)),
                 fg="red", bold=True, err=True,
             )  # fmt: skip

@@ -92,7 +92,7 @@ def listen(host: str, port: int) -> socket.socket:
 )
 @click.option(
     "--balance",
-    type=FiniteRange(),
+    type=FiniteRange(min=0),
     default=500_000.0,
     show_default=True,
     help="The account balance in DZD.",

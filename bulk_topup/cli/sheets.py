@@ -139,7 +139,9 @@ def print_warnings(result: Any, limit: int = 20) -> None:
         )
 
 
-def print_validation(sheet: Any, result: Any) -> None:
+def print_validation(sheet: Any, result: Any, *, skip_invalid: bool = False) -> None:
+    """Every problem of every row, then the summary. With `skip_invalid` (run, dry run, plan)
+    the valid rows go on, so the verdict says the invalid ones are left out, not "nothing sent"."""
     where = f"{sheet.path}" + (f" [{sheet.name}]" if sheet.name else "")
     click.echo(
         ngettext(
@@ -182,6 +184,8 @@ def print_validation(sheet: Any, result: Any) -> None:
         click.echo(_("duplicates: {n} rows repeat an earlier row").format(n=len(s["duplicates"])))
     if not result.orders:
         verdict = _("the sheet has no order rows below its header")
+    elif errors and skip_invalid:
+        verdict = _("{n} invalid rows, left out (--skip-invalid)").format(n=s["invalid"])
     elif errors:
         verdict = _("{n} invalid rows, nothing sent").format(n=s["invalid"])
     elif result.catalog_notes:

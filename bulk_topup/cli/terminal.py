@@ -72,8 +72,9 @@ class CliHooks:
     """The service's questions, asked on the terminal; its progress, shown there; SIGINT and
     SIGTERM, turned into a clean stop once sending has begun."""
 
-    def __init__(self, yes: bool, what: str) -> None:
+    def __init__(self, yes: bool, what: str, *, skip_invalid: bool = False) -> None:
         self.yes = yes
+        self.skip_invalid = skip_invalid
         self.what = what
         self.runner: Any = None
         self.task_group: Any = None
@@ -81,7 +82,7 @@ class CliHooks:
 
     def validated(self, sheet: Any, validation: Any) -> None:
         if validation.invalid:
-            print_validation(sheet, validation)
+            print_validation(sheet, validation, skip_invalid=self.skip_invalid)
         else:
             print_warnings(validation)
 
