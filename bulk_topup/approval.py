@@ -176,8 +176,9 @@ async def authorise_run(
     plan = read_plan(plan_path)
     if policy is None:
         _refuse([
-            _("there is no approval policy to check the plan's signatures against (--policy, "
-              "env BULK_TOPUP_POLICY, or policy.toml in the config dir)")
+            _("there is no approval policy to check the plan's signatures against "
+              "(/etc/bulk-topup/policy.toml, --policy, env BULK_TOPUP_POLICY, or policy.toml in "
+              "the config dir)")
         ])  # fmt: skip
     assert policy is not None
     status = approval_status(plan, policy)

@@ -366,3 +366,16 @@ def test_a_new_batch_key_is_one_a_person_can_read_and_type(cli, key: str, says: 
         assert result.exit_code == 2, result.output
         assert says in result.output
     assert not list(Path(cli.state).glob("batches/*.sqlite"))
+
+
+def test_status_of_a_batch_with_no_rows_tells_a_starting_run_from_a_dead_one(cli) -> None:
+    """No rows yet while a run holds the batch is a run at work, not one that died."""
+    from bulk_topup.batchfile import open_batch
+
+    state = Path(cli.state)
+    with open_batch(state, "starting", now=lambda: "2026-11-28T08:00:00Z"):
+        busy = cli("status", "--batch", "starting", emulator=False)
+        assert busy.exit_code == 0, busy.output
+        assert "a run is writing the sheet's rows right now" in busy.output
+    dead = cli("status", "--batch", "starting", emulator=False)
+    assert "the run that created it stopped before the sheet's rows were written" in dead.output

@@ -41,7 +41,8 @@ plan_option = click.option(
 policy_option = click.option(
     "--policy",
     default=None,
-    help="Approval policy file [env BULK_TOPUP_POLICY; default policy.toml in the config dir].",
+    help="Approval policy file [env BULK_TOPUP_POLICY; default policy.toml in the config dir; "
+    "/etc/bulk-topup/policy.toml, when it exists, is in force instead and cannot be replaced].",
 )
 notify_option = click.option(
     "--notify",

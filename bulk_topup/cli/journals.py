@@ -58,12 +58,17 @@ def status(batch: str, fmt: str, state_dir: str) -> None:
         + (f" ({meta['environment']})" if meta.get("environment") else "")
     )
     if not rows:
-        click.echo(
-            _(
-                "  it holds no rows: the run that created it stopped before the sheet's rows "
-                "were written; run the sheet again, or discard the batch"
+        from ..batchfile import batch_locked
+
+        if batch_locked(Path(state_dir), batch):
+            click.echo(_("  it holds no rows yet: a run is writing the sheet's rows right now"))
+        else:
+            click.echo(
+                _(
+                    "  it holds no rows: the run that created it stopped before the sheet's rows "
+                    "were written; run the sheet again, or discard the batch"
+                )
             )
-        )
     for state, n in sorted(counts.items()):
         click.echo(f"  {state:<17} {n}")
 
